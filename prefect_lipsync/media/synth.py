@@ -1,0 +1,123 @@
+"""Synthetic media made with ffmpeg and espeak-ng: test fixtures and the offline demo.
+
+Nothing here downloads anything: a "talking card" is a drawn face with a mouth box that opens
+and closes, over a lavfi test pattern, so every pixel outside the mouth is predictable.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+from prefect_lipsync.media.errors import FFmpegFailed, FFmpegNotFound, FFmpegTimeout
+from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+
+#: Where the drawn mouth sits on a card of the default size (x1, y1, x2, y2), for checks.
+DEFAULT_SIZE = (640, 360)
+
+
+def face_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """The drawn face of a talking card of this size (x1, y1, x2, y2)."""
+    return (width * 3 // 8, height // 6, width * 5 // 8, height * 5 // 6)
+
+
+def mouth_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """The drawn mouth of a talking card of this size (x1, y1, x2, y2)."""
+    return (width * 7 // 16, height * 7 // 12, width * 9 // 16, height * 2 // 3)
+
+
+def make_talking_card(
+    path: str | Path,
+    *,
+    duration: float = 5.0,
+    fps: str | Fraction = "25",
+    size: tuple[int, int] = DEFAULT_SIZE,
+    audio: bool = True,
+    tone_hz: int = 220,
+    sample_rate: int = 48000,
+    vcodec: str = "libx264",
+    timeout: float = 120.0,
+) -> Path:
+    """Write a video of a drawn face whose mouth opens and closes, with a sine tone track."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    fx1, fy1, fx2, fy2 = face_box(w, h)
+    mx1, my1, mx2, my2 = mouth_box(w, h)
+    eye_w, eye_h = max(2, (fx2 - fx1) // 8), max(2, (fy2 - fy1) // 10)
+    rate = str(fps)
+    draw = ",".join(
+        [
+            f"drawbox=x={fx1}:y={fy1}:w={fx2 - fx1}:h={fy2 - fy1}:color=0xE0B090:t=fill",
+            f"drawbox=x={fx1 + (fx2 - fx1) // 4}:y={fy1 + (fy2 - fy1) // 4}:w={eye_w}:h={eye_h}:color=black:t=fill",
+            f"drawbox=x={fx2 - (fx2 - fx1) // 4 - eye_w}:y={fy1 + (fy2 - fy1) // 4}:w={eye_w}:h={eye_h}"
+            ":color=black:t=fill",
+            f"drawbox=x={mx1}:y={my1}:w={mx2 - mx1}:h={my2 - my1}:color=0x802020:t=fill"
+            ":enable='lt(mod(t,0.4),0.2)'",
+        ]
+    )
+    args = ["-y", "-f", "lavfi", "-i", f"testsrc2=size={w}x{h}:rate={rate}:duration={duration}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate={sample_rate}:duration={duration}"]
+    args += ["-vf", draw, "-c:v", vcodec, "-pix_fmt", "yuv420p"]
+    if vcodec == "libx264":
+        args += ["-preset", "ultrafast"]
+    if audio:
+        args += ["-c:a", "aac", "-b:a", "96k", "-shortest"]
+    run_ffmpeg([*args, str(out)], timeout=timeout, path=out)
+    return out
+
+
+def make_tone(
+    path: str | Path,
+    *,
+    duration: float,
+    frequency: int = 440,
+    sample_rate: int = 48000,
+    timeout: float = 60.0,
+) -> Path:
+    """Write a sine tone (codec from the file extension: .wav PCM, .m4a AAC, .mp3, ...)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_ffmpeg(
+        ["-y", "-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate={sample_rate}:duration={duration}",
+         str(out)],
+        timeout=timeout,
+        path=out,
+    )
+    return out
+
+
+def make_silence(path: str | Path, *, duration: float, sample_rate: int = 48000, timeout: float = 60.0) -> Path:
+    """Write digital silence."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_ffmpeg(
+        ["-y", "-f", "lavfi", "-i", f"anullsrc=r={sample_rate}:cl=mono", "-t", str(duration), str(out)],
+        timeout=timeout,
+        path=out,
+    )
+    return out
+
+
+def speak(text: str, path: str | Path, *, voice: str = "en", speed_wpm: int = 160, timeout: float = 60.0) -> Path:
+    """Speak `text` into a WAV file with espeak-ng (a local TTS; no network)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    binary = shutil.which("espeak-ng")
+    if binary is None:
+        raise FFmpegNotFound(out, "espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)")
+    try:
+        done = subprocess.run(
+            [binary, "-v", voice, "-s", str(speed_wpm), "-w", str(out), text],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegTimeout(out, f"espeak-ng did not finish within {timeout:g} s") from exc
+    if done.returncode != 0:
+        raise FFmpegFailed(out, "espeak-ng failed", done.stderr.decode("utf-8", "replace")[-500:])
+    return out

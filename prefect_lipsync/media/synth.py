@@ -60,7 +60,12 @@ def make_talking_card(
     )
     args = ["-y", "-f", "lavfi", "-i", f"testsrc2=size={w}x{h}:rate={rate}:duration={duration}"]
     if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate={sample_rate}:duration={duration}"]
+        args += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={tone_hz}:sample_rate={sample_rate}:duration={duration}",
+        ]
     args += ["-vf", draw, "-c:v", vcodec, "-pix_fmt", "yuv420p"]
     if vcodec == "libx264":
         args += ["-preset", "ultrafast"]
@@ -82,15 +87,23 @@ def make_tone(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     run_ffmpeg(
-        ["-y", "-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate={sample_rate}:duration={duration}",
-         str(out)],
+        [
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={frequency}:sample_rate={sample_rate}:duration={duration}",
+            str(out),
+        ],
         timeout=timeout,
         path=out,
     )
     return out
 
 
-def make_silence(path: str | Path, *, duration: float, sample_rate: int = 48000, timeout: float = 60.0) -> Path:
+def make_silence(
+    path: str | Path, *, duration: float, sample_rate: int = 48000, timeout: float = 60.0
+) -> Path:
     """Write digital silence."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +115,9 @@ def make_silence(path: str | Path, *, duration: float, sample_rate: int = 48000,
     return out
 
 
-def speak(text: str, path: str | Path, *, voice: str = "en", speed_wpm: int = 160, timeout: float = 60.0) -> Path:
+def speak(
+    text: str, path: str | Path, *, voice: str = "en", speed_wpm: int = 160, timeout: float = 60.0
+) -> Path:
     """Speak `text` into a WAV file with espeak-ng (a local TTS; no network)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

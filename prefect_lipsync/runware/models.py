@@ -27,6 +27,9 @@ from pydantic import (
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     ValidationError,
     field_validator,
     model_serializer,
@@ -81,6 +84,7 @@ def json_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+_UNION_TAGS = frozenset({"str", "float", "int", "bool", "list[float]", "list[int]"})
 _PYDANTIC_WORDS = {
     "missing": "is required",
     "extra_forbidden": "is not a sync-3 parameter (remove it)",
@@ -95,13 +99,12 @@ def _problems_from_pydantic(exc: ValidationError) -> list[Problem]:
             for path, message in ctx.get("problems", []):
                 problems.append(Problem(path=_join(json_path(tuple(err["loc"])), path), message=message))
             continue
-        # Union members report one error each; the tagged member name is noise for a user.
-        loc = tuple(
-            p for p in err["loc"] if not (isinstance(p, str) and p in {"str", "float", "int", "list[float]"})
-        )
+        # Union members report one error each; the member's tag is noise for a user.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
         message = _PYDANTIC_WORDS.get(err["type"], err["msg"])
-        if message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
+        if len(loc) < len(err["loc"]) and err["type"] in {"int_type", "float_type"}:
+            message = "must be a number"
+        message = message.removeprefix("Value error, ")
         problems.append(Problem(path=json_path(loc), message=message))
     return _dedupe(problems)
 
@@ -179,7 +182,10 @@ def _check_url(value: str) -> str:
     return value
 
 
-TimeValue = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Wire numbers stay as given (an int stays an int) so a valid payload round-trips to identical
+# JSON; strict, so "12" or true is a type error rather than a silent conversion.
+Number = Annotated[StrictInt | StrictFloat, Field(allow_inf_nan=False)]
+TimeValue = Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]
 
 
 # --------------------------------------------------------------------------- base
@@ -239,7 +245,7 @@ class Speech(_WireModel):
 class Safety(_WireModel):
     """Content safety checking of the generated video."""
 
-    check_content: bool = Field(
+    check_content: StrictBool = Field(
         default=False, description="Enable content safety checking (fast mode if on)."
     )
     mode: SafetyMode = Field(default="none", description="none, fast (key frames) or full (all frames).")
@@ -252,23 +258,23 @@ class Safety(_WireModel):
         return self.mode
 
 
-BoundingBox = list[float] | None
+BoundingBox = list[Number] | None
 
 
 class ActiveSpeakerDetection(_WireModel):
     """Which face to lip-sync in a clip with several people."""
 
-    auto_detect: bool = Field(
+    auto_detect: StrictBool = Field(
         default=False, description="Detect and target the active speaker automatically."
     )
     bounding_boxes: list[BoundingBox] | None = Field(
         default=None,
         description="Per-frame face boxes [x1, y1, x2, y2], or null for a frame without a target.",
     )
-    coordinates: list[float] | None = Field(
+    coordinates: list[Number] | None = Field(
         default=None, description="[x, y] point on the target speaker's face in frame `frameNumber`."
     )
-    frame_number: int | None = Field(default=None, ge=0, description="Frame index of `coordinates`.")
+    frame_number: StrictInt | None = Field(default=None, ge=0, description="Frame index of `coordinates`.")
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -310,7 +316,7 @@ class Segment(_WireModel):
         float, Field(allow_inf_nan=False, description="End in the video, seconds; > startTime.")
     ]
     audio: str = Field(description="Audio source URL for this segment.")
-    audio_start_time: Annotated[TimeValue, Field(description="Start within the audio file, seconds.")] = 0.0
+    audio_start_time: Annotated[TimeValue, Field(description="Start within the audio file, seconds.")] = 0
     audio_end_time: Annotated[TimeValue | None, Field(description="End within the audio file, seconds.")] = (
         None
     )
@@ -371,8 +377,8 @@ class Tts(_WireModel):
     """The text-to-speech provider used with `speech`."""
 
     provider: str = Field(default="elevenlabs", min_length=1, description="Name of the TTS provider.")
-    stability: float | None = Field(default=None, ge=0, le=1, description="Voice stability, 0-1.")
-    similarity_boost: float | None = Field(default=None, ge=0, le=1, description="Voice similarity, 0-1.")
+    stability: Number | None = Field(default=None, ge=0, le=1, description="Voice stability, 0-1.")
+    similarity_boost: Number | None = Field(default=None, ge=0, le=1, description="Voice similarity, 0-1.")
 
 
 class Settings(_WireModel):
@@ -425,7 +431,7 @@ class Sync3Request(_WireModel):
     model: str = Field(default=MODEL_ID, description="sync:3@0 (sync:lipsync@3 is accepted as an alias).")
     output_type: Literal["URL"] = Field(default="URL", description="Only URL output is offered.")
     output_format: OutputFormat = Field(default="MP4", description="MP4, WEBM or MOV.")
-    output_quality: int = Field(default=95, ge=20, le=99, description="Compression quality, 20-99.")
+    output_quality: StrictInt = Field(default=95, ge=20, le=99, description="Compression quality, 20-99.")
     webhook_url: str | None = Field(
         default=None, alias="webhookURL", description="URL that gets each result."
     )
@@ -434,9 +440,11 @@ class Sync3Request(_WireModel):
         default=None, description="URL that gets a PUT of the result's bytes."
     )
     safety: Safety | None = None
-    ttl: int | None = Field(default=None, ge=60, description="Seconds the result URL lives (min 60).")
-    include_cost: bool = Field(default=False, description="Include the task's cost (USD) in the result.")
-    number_results: int = Field(default=1, ge=1, le=20, description="Number of variations, 1-20.")
+    ttl: StrictInt | None = Field(default=None, ge=60, description="Seconds the result URL lives (min 60).")
+    include_cost: StrictBool = Field(
+        default=False, description="Include the task's cost (USD) in the result."
+    )
+    number_results: StrictInt = Field(default=1, ge=1, le=20, description="Number of variations, 1-20.")
     inputs: Inputs
     speech: Speech | None = None
     settings: Settings | None = None

@@ -1,0 +1,1 @@
+"""prefect_lipsync.blocks: see the modules in this package."""

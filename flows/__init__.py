@@ -1,0 +1,1 @@
+"""prefect_lipsync.flows: see the modules in this package."""

@@ -1,0 +1,1 @@
+"""prefect_lipsync.tasks: see the modules in this package."""

@@ -1,0 +1,190 @@
+"""A probe cache that survives between runs: one JSON file keyed on (real path, size, mtime, inode).
+
+Writes go to a temporary file in the same directory and are renamed over the old one, so a
+reader never sees half a file; when two processes save at once, the last rename wins and both
+files were complete. Before writing, entries another process saved meanwhile are merged in.
+A file that cannot be read as a cache (corrupt, other version) is ignored and rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from prefect_lipsync.media.info import MediaInfo
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR_ENV = "PREFECT_LIPSYNC_CACHE_DIR"
+CACHE_FILE_NAME = "probe.json"
+FORMAT_VERSION = 1
+DEFAULT_MAX_ENTRIES = 50_000
+
+
+def default_cache_dir() -> Path:
+    """`$PREFECT_LIPSYNC_CACHE_DIR`, else `$XDG_CACHE_HOME/prefect-lipsync`, else `~/.cache/prefect-lipsync`."""
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "prefect-lipsync"
+
+
+def default_cache_path() -> Path:
+    return default_cache_dir() / CACHE_FILE_NAME
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """What identifies one version of a local file: a changed size, mtime or inode means probe again."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> FileKey | None:
+        """The key of a regular file, or None when it cannot be stat'ed or is not a regular file."""
+        try:
+            real = os.path.realpath(path)
+            st = os.stat(real)
+        except (OSError, ValueError):
+            return None
+        if not os.path.isfile(real):
+            return None
+        return cls(real, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+class ProbeCache:
+    """MediaInfo per file version, loaded lazily from and saved atomically to one JSON file."""
+
+    def __init__(self, path: str | Path | None = None, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[str, Any]] | None = None
+        self._dirty: dict[str, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"ProbeCache({str(self.path)!r})"
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._loaded())
+
+    def get(self, key: FileKey) -> MediaInfo | None:
+        """The cached MediaInfo of this exact file version, or None."""
+        with self._lock:
+            entry = self._loaded().get(key.path)
+        if entry is None or entry.get("size") != key.size or entry.get("mtime_ns") != key.mtime_ns:
+            return None
+        if entry.get("inode") != key.inode:
+            return None
+        try:
+            return MediaInfo.model_validate(entry["info"])
+        except (KeyError, ValidationError):
+            return None  # written by an older layout: probe again and overwrite
+
+    def put(self, key: FileKey, info: MediaInfo) -> None:
+        """Remember `info` for this file version (in memory until `save`)."""
+        entry = {
+            "size": key.size,
+            "mtime_ns": key.mtime_ns,
+            "inode": key.inode,
+            "stored_at": time.time(),
+            "info": info.model_dump(mode="json"),
+        }
+        with self._lock:
+            self._loaded()[key.path] = entry
+            self._dirty[key.path] = entry
+
+    def save(self) -> None:
+        """Write new entries to disk, merged with what other processes saved; a failure only warns."""
+        with self._lock:
+            if not self._dirty:
+                return
+            merged = self._read_disk()
+            merged.update(self._dirty)
+            if len(merged) > self.max_entries:
+                keep = sorted(merged.items(), key=lambda item: item[1].get("stored_at", 0.0))
+                merged = dict(keep[-self.max_entries :])
+            try:
+                self._write_atomically(merged)
+            except OSError as exc:
+                # The cache only saves time: a read-only home must not fail a probe.
+                logger.warning("could not save the probe cache %s: %s", self.path, exc)
+                return
+            self._entries = merged
+            self._dirty = {}
+
+    def clear(self) -> None:
+        """Forget every entry, in memory and on disk."""
+        with self._lock:
+            self._entries = {}
+            self._dirty = {}
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def _loaded(self) -> dict[str, dict[str, Any]]:
+        if self._entries is None:
+            self._entries = self._read_disk()
+        return self._entries
+
+    def _read_disk(self) -> dict[str, dict[str, Any]]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            logger.warning("could not read the probe cache %s: %s", self.path, exc)
+            return {}
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            logger.warning("ignoring a corrupt probe cache %s; it will be rebuilt", self.path)
+            return {}
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            return {}
+        entries = data.get("entries")
+        if not isinstance(entries, dict):
+            return {}
+        return {k: v for k, v in entries.items() if isinstance(v, dict)}
+
+    def _write_atomically(self, entries: dict[str, dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"version": FORMAT_VERSION, "entries": entries}, separators=(",", ":"))
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+_defaults: dict[Path, ProbeCache] = {}
+_defaults_lock = threading.Lock()
+
+
+def default_probe_cache() -> ProbeCache:
+    """The process-wide cache at `default_cache_path()` (looked up again on every call, so the env applies)."""
+    path = default_cache_path()
+    with _defaults_lock:
+        cache = _defaults.get(path)
+        if cache is None:
+            cache = _defaults[path] = ProbeCache(path)
+        return cache

@@ -1,0 +1,342 @@
+"""Probe media files with ffprobe: one file, or many in parallel, through a persistent cache.
+
+ffprobe's start-up (loading some 200 shared libraries) costs more than reading a small file's
+header, so many files are probed by threads each waiting on its own ffprobe process, and a file
+that has not changed since its last probe is not probed at all (see `cache.ProbeCache`).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal, overload
+
+from prefect_lipsync.media.cache import FileKey, ProbeCache, default_probe_cache
+from prefect_lipsync.media.errors import FFmpegFailed, MediaError
+from prefect_lipsync.media.ffmpeg_runner import run_ffprobe_json
+from prefect_lipsync.media.info import AudioStream, MediaInfo, VideoStream
+
+DEFAULT_PROBE_TIMEOUT_S = 30.0
+# When a stream's length is unknown, r_frame_rate and avg_frame_rate may differ by this share.
+VFR_RELATIVE_TOLERANCE = 0.001
+_URL_RE = re.compile(r"^https?://", re.IGNORECASE)
+
+
+class MediaNotFound(MediaError):
+    """The path does not exist."""
+
+
+class NotAFile(MediaError):
+    """The path is a directory (or another thing that is not a file)."""
+
+
+class NotMediaFile(MediaError):
+    """ffprobe cannot read the file, or finds no audio or video in it; `stderr_tail` says what it said."""
+
+    def __init__(self, path: str | Path | None, message: str, stderr_tail: str = "") -> None:
+        self.stderr_tail = stderr_tail
+        super().__init__(path, message)
+
+
+class NoVideoStream(MediaError):
+    """A video was needed but the file has no video stream."""
+
+
+class ProbeErrors(MediaError):
+    """Several files failed to probe: `errors` maps each given path to its error, `results` holds the rest."""
+
+    def __init__(self, errors: Mapping[str, MediaError], results: Mapping[str, MediaInfo]) -> None:
+        self.errors = dict(errors)
+        self.results = dict(results)
+        total = len(self.errors) + len(self.results)
+        lines = [f"{len(self.errors)} of {total} files could not be probed:"]
+        lines += [f"  {err}" for err in self.errors.values()]
+        super().__init__(None, "\n".join(lines))
+
+
+class _Default(enum.Enum):
+    CACHE = "default cache"
+
+
+DEFAULT_CACHE: Literal[_Default.CACHE] = _Default.CACHE
+CacheArg = ProbeCache | None | Literal[_Default.CACHE]
+
+
+def is_url(path: str | Path) -> bool:
+    return isinstance(path, str) and bool(_URL_RE.match(path))
+
+
+# ---- the pure part: ffprobe's JSON -> MediaInfo -------------------------------------------------
+
+
+def _fraction(value: object) -> Fraction | None:
+    """ffprobe's "30000/1001"; None for "0/0", "N/A" or nothing."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return parsed if parsed > 0 else None
+
+
+def _float(value: object) -> float | None:
+    try:
+        parsed = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed >= 0 else None
+
+
+def _tag_duration(stream: Mapping[str, Any]) -> float | None:
+    """Matroska keeps a stream's length only in a `DURATION` tag ("00:00:01.001000000")."""
+    tags = stream.get("tags") or {}
+    for name, value in tags.items():
+        if name.upper().startswith("DURATION") and isinstance(value, str):
+            match = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", value.strip())
+            if match:
+                hours, minutes, seconds = match.groups()
+                return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return None
+
+
+def _stream_duration(stream: Mapping[str, Any]) -> float | None:
+    return _float(stream.get("duration")) or _tag_duration(stream)
+
+
+def is_variable_frame_rate(fps: Fraction, avg_fps: Fraction | None, duration: float | None) -> bool:
+    """r_frame_rate and avg_frame_rate disagree by more than one frame over the stream (or 0.1%)."""
+    if avg_fps is None or avg_fps == fps:
+        return False
+    if duration:
+        return abs(float(fps - avg_fps)) * duration > 1.0
+    return abs(float(fps - avg_fps)) > VFR_RELATIVE_TOLERANCE * float(fps)
+
+
+def _video_stream(path: str, stream: Mapping[str, Any], container_duration: float | None) -> VideoStream:
+    fps = _fraction(stream.get("r_frame_rate"))
+    avg_fps = _fraction(stream.get("avg_frame_rate"))
+    if fps is None:
+        fps = avg_fps
+    if fps is None:
+        raise MediaError(path, f"video stream {stream.get('index', 0)} reports no frame rate")
+    duration = _stream_duration(stream)
+    length = duration if duration is not None else container_duration
+    vfr = is_variable_frame_rate(fps, avg_fps, length)
+    nb_frames = stream.get("nb_frames")
+    frame_count: int | None
+    if isinstance(nb_frames, str) and nb_frames.isdigit() and int(nb_frames) > 0:
+        frame_count = int(nb_frames)
+    elif length:
+        # No frame count in the header (Matroska, WebM): estimate with the rate frames really come at.
+        rate = avg_fps if vfr and avg_fps is not None else fps
+        frame_count = round(length * rate)
+    else:
+        frame_count = None
+    return VideoStream(
+        index=int(stream.get("index", 0)),
+        codec=str(stream.get("codec_name") or "unknown"),
+        width=int(stream.get("width") or 0),
+        height=int(stream.get("height") or 0),
+        fps=fps,
+        avg_fps=avg_fps,
+        frame_count=frame_count,
+        duration=duration,
+        variable_frame_rate=vfr,
+    )
+
+
+def _audio_stream(stream: Mapping[str, Any]) -> AudioStream:
+    return AudioStream(
+        index=int(stream.get("index", 0)),
+        codec=str(stream.get("codec_name") or "unknown"),
+        sample_rate=int(_float(stream.get("sample_rate")) or 0),
+        channels=int(stream.get("channels") or 0),
+        duration=_stream_duration(stream),
+    )
+
+
+def media_info_from_ffprobe(
+    path: str, data: Mapping[str, Any], *, size_bytes: int | None = None
+) -> MediaInfo:
+    """Turn `ffprobe -show_format -show_streams -of json` output into MediaInfo (no I/O)."""
+    streams = [s for s in data.get("streams") or [] if isinstance(s, Mapping)]
+    fmt: Mapping[str, Any] = data.get("format") or {}
+    videos = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    if not videos and not audios:
+        raise NotMediaFile(path, "not a media file ffprobe can read: it found no audio or video stream")
+    container_duration = _float(fmt.get("duration"))
+    stream_durations = [d for d in (_stream_duration(s) for s in [*videos, *audios]) if d is not None]
+    duration = container_duration or max(stream_durations, default=0.0)
+    size = _float(fmt.get("size"))
+    return MediaInfo(
+        path=path,
+        duration=duration,
+        size_bytes=int(size) if size is not None else size_bytes,
+        format_name=str(fmt.get("format_name") or ""),
+        video=_video_stream(path, videos[0], duration or None) if videos else None,
+        audio=[_audio_stream(s) for s in audios],
+    )
+
+
+# ---- the I/O part ---------------------------------------------------------------------------------
+
+
+def _check_local(path: str | Path) -> None:
+    """Say plainly what is wrong with a local path before ffprobe says it less plainly."""
+    if not os.path.lexists(path):
+        raise MediaNotFound(path, "file not found")
+    if os.path.isdir(path):
+        raise NotAFile(path, "is a directory, not a media file")
+    if not os.path.exists(path):
+        raise MediaNotFound(path, "file not found (a broken symbolic link)")
+    if not os.path.isfile(path):
+        raise NotAFile(path, "is not a regular file")
+
+
+def _probe_uncached(path: str, timeout: float) -> MediaInfo:
+    try:
+        data = run_ffprobe_json(path, timeout=timeout)
+    except FFmpegFailed as exc:
+        last = exc.stderr_tail.strip().splitlines()[-1] if exc.stderr_tail.strip() else ""
+        # ffprobe prefixes its reason with the path; keep the reason only.
+        reason = last.split(": ", 1)[1] if last.startswith(f"{path}: ") else last
+        detail = f" ({reason})" if reason else ""
+        raise NotMediaFile(path, f"not a media file ffprobe can read{detail}", exc.stderr_tail) from exc
+    return media_info_from_ffprobe(path, data)
+
+
+def _probe_one(path: str, timeout: float, cache: ProbeCache | None) -> MediaInfo:
+    if is_url(path):
+        return _probe_uncached(path, timeout)
+    _check_local(path)
+    key = FileKey.of(path) if cache is not None else None
+    if cache is not None and key is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit if hit.path == path else hit.model_copy(update={"path": path})
+    info = _probe_uncached(path, timeout)
+    # Store only if the file did not change while ffprobe read it.
+    if cache is not None and key is not None and FileKey.of(path) == key:
+        cache.put(key, info)
+    return info
+
+
+def _resolve_cache(cache: CacheArg) -> ProbeCache | None:
+    return default_probe_cache() if cache is DEFAULT_CACHE else cache
+
+
+def probe(
+    path: str | Path, *, timeout: float = DEFAULT_PROBE_TIMEOUT_S, cache: CacheArg = DEFAULT_CACHE
+) -> MediaInfo:
+    """Probe one local file or http(s) URL; an unchanged local file is answered from the cache.
+
+    Raises MediaNotFound, NotAFile, NotMediaFile, FFmpegTimeout or FFmpegNotFound (all MediaError),
+    each naming the path.
+    """
+    resolved = _resolve_cache(cache)
+    info = _probe_one(str(path), timeout, resolved)
+    if resolved is not None:
+        resolved.save()
+    return info
+
+
+@overload
+def probe_many(
+    paths: Iterable[str | Path],
+    *,
+    timeout: float = ...,
+    max_workers: int | None = ...,
+    cache: CacheArg = ...,
+    return_errors: Literal[False] = ...,
+) -> dict[str, MediaInfo]: ...
+
+
+@overload
+def probe_many(
+    paths: Iterable[str | Path],
+    *,
+    timeout: float = ...,
+    max_workers: int | None = ...,
+    cache: CacheArg = ...,
+    return_errors: Literal[True],
+) -> dict[str, MediaInfo | MediaError]: ...
+
+
+def probe_many(
+    paths: Iterable[str | Path],
+    *,
+    timeout: float = DEFAULT_PROBE_TIMEOUT_S,
+    max_workers: int | None = None,
+    cache: CacheArg = DEFAULT_CACHE,
+    return_errors: bool = False,
+) -> dict[str, MediaInfo] | dict[str, MediaInfo | MediaError]:
+    """Probe many files at once, keyed by each path as given (as a string), in the order given.
+
+    Every file is probed before any error is raised; then one ProbeErrors lists all failing files
+    (its `results` holds the others). With `return_errors=True` each failing path maps to its
+    MediaError instead. Default workers: twice the CPU count, as each mostly waits on a process.
+    """
+    names = list(dict.fromkeys(str(p) for p in paths))
+    resolved = _resolve_cache(cache)
+    outcomes: dict[str, MediaInfo | MediaError] = {}
+
+    def run(name: str) -> MediaInfo | MediaError:
+        try:
+            return _probe_one(name, timeout, resolved)
+        except MediaError as exc:
+            return exc
+
+    # Cache hits need no thread: answer them first, hand only the misses to the pool.
+    misses: list[str] = []
+    for name in names:
+        hit = _cached(name, resolved)
+        if hit is not None:
+            outcomes[name] = hit
+        else:
+            misses.append(name)
+    if misses:
+        workers = max_workers or min(32, 2 * (os.cpu_count() or 1))
+        workers = max(1, min(workers, len(misses)))
+        if workers == 1:
+            outcomes.update((name, run(name)) for name in misses)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ffprobe") as pool:
+                outcomes.update(zip(misses, pool.map(run, misses), strict=True))
+    if resolved is not None:
+        resolved.save()
+    ordered = {name: outcomes[name] for name in names}
+    if return_errors:
+        return ordered
+    errors = {n: o for n, o in ordered.items() if isinstance(o, MediaError)}
+    results = {n: o for n, o in ordered.items() if isinstance(o, MediaInfo)}
+    if errors:
+        raise ProbeErrors(errors, results)
+    return results
+
+
+def _cached(name: str, cache: ProbeCache | None) -> MediaInfo | None:
+    if cache is None or is_url(name):
+        return None
+    key = FileKey.of(name)
+    hit = cache.get(key) if key is not None else None
+    if hit is None:
+        return None
+    return hit if hit.path == name else hit.model_copy(update={"path": name})
+
+
+def require_video(info: MediaInfo) -> VideoStream:
+    """The video stream of `info`, or NoVideoStream when the file has none."""
+    if info.video is None:
+        raise NoVideoStream(info.path, "has no video stream (audio-only?); a lip-sync source must be a video")
+    return info.video

@@ -39,9 +39,7 @@ def run_process(
     """Run ffmpeg/ffprobe `argv` with a timeout; raise FFmpegFailed/FFmpegTimeout naming `path`."""
     argv = [_require(argv[0]), *argv[1:]]
     try:
-        completed = subprocess.run(
-            argv, input=input_bytes, capture_output=True, timeout=timeout, check=False
-        )
+        completed = subprocess.run(argv, input=input_bytes, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise FFmpegTimeout(path, f"{Path(argv[0]).name} did not finish within {timeout:g} s") from exc
     if completed.returncode != 0:

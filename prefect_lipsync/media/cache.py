@@ -4,17 +4,21 @@ Writes go to a temporary file in the same directory and are renamed over the old
 reader never sees half a file; when two processes save at once, the last rename wins and both
 files were complete. Before writing, entries another process saved meanwhile are merged in.
 A file that cannot be read as a cache (corrupt, other version) is ignored and rebuilt.
+Where `fcntl` exists, the read-merge-write is done under an advisory lock (waited for at most
+`LOCK_WAIT_S`), so two processes saving at once keep each other's entries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ CACHE_DIR_ENV = "PREFECT_LIPSYNC_CACHE_DIR"
 CACHE_FILE_NAME = "probe.json"
 FORMAT_VERSION = 1
 DEFAULT_MAX_ENTRIES = 50_000
+LOCK_WAIT_S = 2.0
 
 
 def default_cache_dir() -> Path:
@@ -115,13 +120,14 @@ class ProbeCache:
         with self._lock:
             if not self._dirty:
                 return
-            merged = self._read_disk()
-            merged.update(self._dirty)
-            if len(merged) > self.max_entries:
-                keep = sorted(merged.items(), key=lambda item: item[1].get("stored_at", 0.0))
-                merged = dict(keep[-self.max_entries :])
             try:
-                self._write_atomically(merged)
+                with _file_lock(self.path.with_name(self.path.name + ".lock")):
+                    merged = self._read_disk()
+                    merged.update(self._dirty)
+                    if len(merged) > self.max_entries:
+                        keep = sorted(merged.items(), key=lambda item: item[1].get("stored_at", 0.0))
+                        merged = dict(keep[-self.max_entries :])
+                    self._write_atomically(merged)
             except OSError as exc:
                 # The cache only saves time: a read-only home must not fail a probe.
                 logger.warning("could not save the probe cache %s: %s", self.path, exc)
@@ -174,6 +180,33 @@ class ProbeCache:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `lock_path`; after LOCK_WAIT_S go on without it."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: the atomic rename alone keeps the file sound
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        locked = False
+        while not locked:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    break  # a stuck holder must not stop us: fall back to last-writer-wins
+                time.sleep(0.005)
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 _defaults: dict[Path, ProbeCache] = {}

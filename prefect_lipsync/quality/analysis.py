@@ -1,0 +1,149 @@
+"""One decode of a file through every analysis filter, and the one parser of what they print.
+
+A single ffmpeg run decodes the file once: the video goes through blackdetect and freezedetect,
+the audio through volumedetect, silencedetect and ebur128, and (optionally) a 16 kHz mono copy of
+the audio comes back on stdout for the A/V offset. Decode errors are the lines ffmpeg tags
+`[error]` or worse (`-loglevel level+info`), so no separate `-v error` pass is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+from prefect_lipsync.quality.models import QualityThresholds, TimeRange
+
+PCM_RATE = 16000
+_ERROR_LEVELS = ("[error]", "[fatal]", "[panic]")
+_NUMBER = r"(-?(?:\d+(?:\.\d*)?|\.\d+)|-?inf|nan)"
+
+
+@dataclass
+class Findings:
+    """What the analysis filters reported about one file."""
+
+    black: list[TimeRange] = field(default_factory=list)
+    freeze: list[TimeRange] = field(default_factory=list)
+    silence: list[TimeRange] = field(default_factory=list)
+    max_volume_db: float | None = None
+    mean_volume_db: float | None = None
+    integrated_lufs: float | None = None
+    true_peak_dbtp: float | None = None
+    errors: list[str] = field(default_factory=list)
+    decoded_until: float | None = None
+    pcm16k: npt.NDArray[np.float32] | None = None
+
+
+def _float(text: str) -> float:
+    return float(text)
+
+
+def _pairs(starts: list[float], ends: list[float]) -> list[TimeRange]:
+    """Pair start/end reports in order; a start with no end runs to the end of the file."""
+    ranges = []
+    for i, start in enumerate(starts):
+        ranges.append(TimeRange(start=start, end=ends[i] if i < len(ends) else None))
+    return ranges
+
+
+def _clock(text: str) -> float:
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def parse_filter_log(stderr: str) -> Findings:
+    """Read every filter's report (and the decode errors) from ffmpeg's stderr (`-loglevel level+info`)."""
+    found = Findings()
+    black = re.findall(rf"black_start:{_NUMBER}\s+black_end:{_NUMBER}", stderr)
+    found.black = [TimeRange(start=_float(a), end=_float(b)) for a, b in black]
+    found.freeze = _pairs(
+        [_float(v) for v in re.findall(rf"freeze_start: {_NUMBER}", stderr)],
+        [_float(v) for v in re.findall(rf"freeze_end: {_NUMBER}", stderr)],
+    )
+    found.silence = _pairs(
+        [_float(v) for v in re.findall(rf"silence_start: {_NUMBER}", stderr)],
+        [_float(v) for v in re.findall(rf"silence_end: {_NUMBER}", stderr)],
+    )
+    # ffmpeg may build the graph twice (once before the first frame); the last report is the real one.
+    if volumes := re.findall(rf"max_volume: {_NUMBER} dB", stderr):
+        found.max_volume_db = _float(volumes[-1])
+    if volumes := re.findall(rf"mean_volume: {_NUMBER} dB", stderr):
+        found.mean_volume_db = _float(volumes[-1])
+    summary = stderr.rsplit("Summary:", 1)[1] if "Summary:" in stderr else ""
+    if match := re.search(rf"I:\s+{_NUMBER} LUFS", summary):
+        found.integrated_lufs = _float(match.group(1))
+    if match := re.search(rf"Peak:\s+{_NUMBER} dBFS", summary):
+        found.true_peak_dbtp = _float(match.group(1))
+    clocks = re.findall(r"time=\s*(\d+:\d+:\d+(?:\.\d+)?)", stderr)
+    if clocks:
+        found.decoded_until = _clock(clocks[-1])
+    for line in stderr.splitlines():
+        if any(level in line for level in _ERROR_LEVELS):
+            found.errors.append(line.strip())
+    return found
+
+
+def analysis_args(
+    path: Path,
+    *,
+    video: bool,
+    audio: bool,
+    pcm: bool,
+    thresholds: QualityThresholds,
+) -> list[str]:
+    """The ffmpeg arguments of the single analysis pass (built in this one place)."""
+    t = thresholds
+    graph: list[str] = []
+    maps: list[str] = []
+    if video:
+        graph.append(
+            f"[0:v:0]blackdetect=d={t.black_min_s:g}:pix_th={t.black_pixel_threshold:g},"
+            f"freezedetect=n={t.freeze_noise_db:g}dB:d={t.freeze_min_s:g}[vout]"
+        )
+        maps += ["-map", "[vout]"]
+    if audio:
+        measure = (
+            f"volumedetect,silencedetect=noise={t.silence_noise_db:g}dB:d={t.silence_min_s:g},"
+            "ebur128=peak=true:framelog=verbose[aout]"
+        )
+        if pcm:
+            graph.append(f"[0:a:0]asplit=2[ameasure][apcm];[ameasure]{measure}")
+            graph.append(f"[apcm]aresample={PCM_RATE},aformat=sample_fmts=s16:channel_layouts=mono[apcmout]")
+        else:
+            graph.append(f"[0:a:0]{measure}")
+        maps += ["-map", "[aout]"]
+    args = ["-loglevel", "level+info", "-i", str(path), "-filter_complex", ";".join(graph), *maps, "-f", "null", "-"]
+    if audio and pcm:
+        args += ["-map", "[apcmout]", "-f", "s16le", "pipe:1"]
+    return args
+
+
+def analyze(
+    path: Path,
+    *,
+    video: bool = True,
+    audio: bool = True,
+    pcm: bool = False,
+    thresholds: QualityThresholds | None = None,
+    timeout: float = 600.0,
+) -> Findings:
+    """Decode `path` once through all analysis filters; `pcm` also returns its audio as 16 kHz mono."""
+    if not video and not audio:
+        return Findings()
+    args = analysis_args(path, video=video, audio=audio, pcm=pcm, thresholds=thresholds or QualityThresholds())
+    completed = run_ffmpeg(args, timeout=timeout, path=path)
+    found = parse_filter_log(completed.stderr.decode("utf-8", "replace"))
+    if audio and pcm:
+        found.pcm16k = pcm_to_float(completed.stdout)
+    return found
+
+
+def pcm_to_float(data: bytes) -> npt.NDArray[np.float32]:
+    """Signed 16-bit little-endian PCM to float32 in [-1, 1]."""
+    usable = len(data) - len(data) % 2
+    return np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0

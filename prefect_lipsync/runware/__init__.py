@@ -1,5 +1,24 @@
 """Runware API: the sync-3 request and result models, the client, the poller, the webhook receiver."""
 
+from prefect_lipsync.runware.client import RunwareClient, Submitted
+from prefect_lipsync.runware.downloads import DownloadPolicy
+from prefect_lipsync.runware.errors import (
+    AuthError,
+    ContentFlagged,
+    DownloadError,
+    InsufficientCredits,
+    JobTimeout,
+    LocalMediaError,
+    RateLimited,
+    RequestRejected,
+    RunwareError,
+    ServiceError,
+    TaskFailed,
+    TaskNotFound,
+    TransientTaskError,
+    ValidationError,
+)
+from prefect_lipsync.runware.ids import derive_task_uuid, retry_task_uuid
 from prefect_lipsync.runware.models import (
     MODEL_ID,
     ErrorItem,
@@ -9,13 +28,46 @@ from prefect_lipsync.runware.models import (
     Sync3Result,
     Sync3ValidationError,
 )
+from prefect_lipsync.runware.sync import SyncRunwareClient
+from prefect_lipsync.runware.transport import DEFAULT_BASE_URL, RetryPolicy
+from prefect_lipsync.runware.uploads import MemoryUploadCache, UploadCache
+from prefect_lipsync.runware.waiting import PollPolicy, ProgressCallback
+from prefect_lipsync.runware.webhooks import WebhookReceiver, serve_webhooks
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "MODEL_ID",
+    "AuthError",
+    "ContentFlagged",
+    "DownloadError",
+    "DownloadPolicy",
     "ErrorItem",
+    "InsufficientCredits",
+    "JobTimeout",
+    "LocalMediaError",
     "MediaUpload",
+    "MemoryUploadCache",
+    "PollPolicy",
     "Problem",
+    "ProgressCallback",
+    "RateLimited",
+    "RequestRejected",
+    "RetryPolicy",
+    "RunwareClient",
+    "RunwareError",
+    "ServiceError",
+    "Submitted",
     "Sync3Request",
     "Sync3Result",
     "Sync3ValidationError",
+    "SyncRunwareClient",
+    "TaskFailed",
+    "TaskNotFound",
+    "TransientTaskError",
+    "UploadCache",
+    "ValidationError",
+    "WebhookReceiver",
+    "derive_task_uuid",
+    "retry_task_uuid",
+    "serve_webhooks",
 ]

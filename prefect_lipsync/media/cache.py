@@ -15,6 +15,7 @@ import errno
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -67,7 +68,7 @@ class FileKey:
             st = os.stat(real)
         except (OSError, ValueError):
             return None
-        if not os.path.isfile(real):
+        if not stat.S_ISREG(st.st_mode):
             return None
         return cls(real, st.st_size, st.st_mtime_ns, st.st_ino)
 

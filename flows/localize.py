@@ -1,0 +1,322 @@
+"""Reusable flows: one manifest -> one checked output per language; a folder of manifests; one video.
+
+Each flow can run on its own (a deployment, the CLI) or as a subflow of a larger media pipeline.
+Jobs of a run share one Runware client, and so one batched poller, on the flow's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect_lipsync.blocks.credentials import RunwareCredentials
+from prefect_lipsync.blocks.settings import LipsyncSettings
+from prefect_lipsync.flows.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
+from prefect_lipsync.tasks.clients import client_session
+from prefect_lipsync.tasks.jobs import LanguageOutput, run_job
+from prefect_lipsync.tasks.planning import plan_manifest, probe_media
+from prefect_lipsync.tasks.report import (
+    create_progress,
+    publish_run_summary,
+    quality_findings_markdown,
+)
+from pydantic import BaseModel, Field
+
+QualityPolicy = Literal["fail", "warn", "ask"]
+
+
+class QualityRejected(RuntimeError):
+    """A run whose outputs failed their checks (policy `fail`), or that a reviewer rejected."""
+
+
+class LocalizeResult(BaseModel):
+    """What `localize_video` made: one entry per language."""
+
+    manifest: str
+    name: str
+    offline: bool = Field(
+        description="True when the run used the local emulator: outputs have no lip movement."
+    )
+    outputs: list[LanguageOutput]
+    estimated_cost_usd: float
+    cost_usd: float | None = None
+
+    @property
+    def failed(self) -> list[LanguageOutput]:
+        return [o for o in self.outputs if o.error or o.verdict == "fail"]
+
+
+class QualityApproval(RunInput):
+    """A reviewer's decision on outputs with findings."""
+
+    approved: bool = Field(description="Approve the outputs for delivery despite the findings.")
+    reviewer: str = Field(default="", description="Who decided.")
+    comment: str = Field(default="", description="Why.")
+
+
+def _slug(text: str) -> str:
+    keep = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+    return "-".join(part for part in keep.split("-") if part) or "run"
+
+
+@flow(name="localize-video", description="One manifest -> one lip-synced, checked video per language.")
+async def localize_video(
+    manifest: str,
+    out_dir: str = "lipsync-output",
+    languages: list[str] | None = None,
+    credentials: RunwareCredentials | None = None,
+    settings: LipsyncSettings | None = None,
+    base_url: str | None = None,
+    quality_policy: QualityPolicy = "fail",
+    approval_timeout_s: int = 3600,
+    rerun_nonce: str | None = None,
+) -> LocalizeResult:
+    """Plan, check, submit, wait for, download and check every language of one manifest.
+
+    Args:
+        manifest: Path of the manifest (YAML or JSON, version 1), or of an SRT/WebVTT import's manifest.
+        out_dir: Folder for the outputs; each manifest gets a sub-folder named after it.
+        languages: Only these languages of the manifest (all when empty).
+        credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
+        settings: Shared defaults (output format, safety, concurrency, prices, quality thresholds).
+        base_url: Another Runware endpoint, such as an emulator started with `prefect-lipsync emulator`.
+        quality_policy: `fail` fails the run on a failed check, `warn` only reports, `ask` pauses for a person.
+        approval_timeout_s: With `ask`: how long to wait for a decision before rejecting.
+        rerun_nonce: Set to re-run (and pay for) jobs already done once; leave empty to resume instead.
+    """
+    logger = get_run_logger()
+    settings = settings or LipsyncSettings()
+    with runware_endpoint(credentials, base_url) as endpoint:
+        if endpoint.offline:
+            logger.warning(OFFLINE_NOTICE)
+        async with client_session(endpoint.credentials):
+            result = await _localize(
+                manifest=Path(manifest).resolve(),
+                out_root=Path(out_dir).resolve(),
+                languages=languages,
+                endpoint=endpoint,
+                settings=settings,
+                rerun_nonce=rerun_nonce,
+            )
+    await _apply_quality_policy(result, quality_policy, approval_timeout_s)
+    return result
+
+
+async def _localize(
+    *,
+    manifest: Path,
+    out_root: Path,
+    languages: list[str] | None,
+    endpoint: Endpoint,
+    settings: LipsyncSettings,
+    rerun_nonce: str | None,
+) -> LocalizeResult:
+    logger = get_run_logger()
+    probes = await probe_media(str(manifest))
+    plan = await plan_manifest(
+        str(manifest),
+        probes,
+        price_per_second=settings.price_per_second_usd,
+        languages=languages,
+        settings=settings,
+    )
+    budget = settings.budget_usd_per_run
+    if budget is not None and plan.estimated_cost_usd > budget:
+        raise QualityRejected(
+            f"{manifest}: the estimated cost ${plan.estimated_cost_usd:.2f} exceeds the budget of ${budget:.2f} "
+            "per run; nothing was uploaded or submitted. Raise budget_usd_per_run or plan fewer languages."
+        )
+    name = plan.name
+    out_dir = out_root / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = _slug(name)
+    progress = await create_progress(slug, total=len(plan.jobs))
+    limit = asyncio.Semaphore(settings.concurrency)
+
+    async def one(job: Any) -> LanguageOutput:
+        async with limit:
+            output = await run_job(
+                job,
+                plan=plan,
+                endpoint=endpoint,
+                settings=settings,
+                out_dir=out_dir,
+                rerun_nonce=rerun_nonce,
+            )
+        await progress.advance(f"{job.language}: {output.summary}")
+        return output
+
+    outputs = list(await asyncio.gather(*(one(job) for job in plan.jobs)))
+    costs = [o.cost_usd for o in outputs if o.cost_usd is not None]
+    result = LocalizeResult(
+        manifest=str(manifest),
+        name=name,
+        offline=endpoint.offline,
+        outputs=outputs,
+        estimated_cost_usd=plan.estimated_cost_usd,
+        cost_usd=round(sum(costs), 4) if costs else None,
+    )
+    await publish_run_summary(
+        slug, result.outputs, estimated_cost_usd=plan.estimated_cost_usd, offline=endpoint.offline
+    )
+    _write_atomically(out_dir / "result.json", result.model_dump_json(indent=2))
+    for output in outputs:
+        if output.error:
+            logger.error("%s: %s", output.language, output.error)
+    return result
+
+
+async def _apply_quality_policy(result: LocalizeResult, policy: QualityPolicy, timeout_s: int) -> None:
+    logger = get_run_logger()
+    errors = [o for o in result.outputs if o.error]
+    if errors:
+        raise QualityRejected(
+            f"{len(errors)} of {len(result.outputs)} languages did not produce an output: "
+            + "; ".join(f"{o.language}: {o.error}" for o in errors)
+        )
+    failed = [o for o in result.outputs if o.verdict == "fail"]
+    if not failed:
+        return
+    findings = quality_findings_markdown(failed)
+    if policy == "warn":
+        logger.warning("Quality checks failed (policy warn, run continues):\n%s", findings)
+        return
+    if policy == "fail":
+        raise QualityRejected(
+            f"Quality checks failed for {', '.join(o.language for o in failed)}:\n{findings}"
+        )
+    logger.warning("Quality checks failed; waiting up to %s s for a reviewer:\n%s", timeout_s, findings)
+    try:
+        decision = await pause_flow_run(  # type: ignore[misc]
+            wait_for_input=QualityApproval.with_initial_data(
+                description=f"## Quality findings\n\n{findings}\n\nApprove to deliver these outputs anyway.",
+                approved=False,
+            ),
+            timeout=timeout_s,
+            poll_interval=2,
+        )
+    except Exception as exc:  # a pause that times out fails the run: that is a rejection
+        raise QualityRejected(f"No reviewer decision within {timeout_s} s: outputs rejected.") from exc
+    if not decision.approved:
+        raise QualityRejected(
+            f"Rejected by {decision.reviewer or 'a reviewer'}: {decision.comment or 'no comment'}"
+        )
+    logger.info("Approved by %s: %s", decision.reviewer or "a reviewer", decision.comment)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- batch
+
+
+class BatchResult(BaseModel):
+    """What `localize_batch` did with each manifest of the folder."""
+
+    done: list[str] = Field(default_factory=list, description="Manifests finished in this run.")
+    skipped: list[str] = Field(default_factory=list, description="Manifests already done before this run.")
+    failed: dict[str, str] = Field(default_factory=dict, description="Manifest -> why it failed.")
+
+
+def _manifest_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _done_marker(out_root: Path, manifest: Path) -> Path:
+    return out_root / ".done" / f"{hashlib.sha256(str(manifest).encode()).hexdigest()[:16]}.json"
+
+
+def is_done(out_root: Path, manifest: Path) -> bool:
+    """A manifest is done when a marker of this exact manifest content says so."""
+    marker = _done_marker(out_root, manifest)
+    try:
+        return bool(json.loads(marker.read_text())["digest"] == _manifest_digest(manifest))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+@flow(
+    name="localize-batch", description="Every manifest of a folder not yet done, under a concurrency limit."
+)
+async def localize_batch(
+    folder: str,
+    out_dir: str = "lipsync-output",
+    pattern: str = "*.yaml",
+    max_concurrent_manifests: int = Field(default=2, ge=1, le=32),
+    credentials: RunwareCredentials | None = None,
+    settings: LipsyncSettings | None = None,
+    base_url: str | None = None,
+    quality_policy: Literal["fail", "warn"] = "fail",
+) -> BatchResult:
+    """Localize every manifest in `folder` that has not been done yet (the nightly job).
+
+    Args:
+        folder: Folder holding manifests; searched with `pattern`, sub-folders included.
+        out_dir: Folder for the outputs, one sub-folder per manifest.
+        pattern: Glob of manifest files, e.g. `*.yaml` or `**/manifest.json`.
+        max_concurrent_manifests: Manifests processed at once.
+        credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
+        settings: Shared defaults for every manifest.
+        base_url: Another Runware endpoint, such as an emulator started with `prefect-lipsync emulator`.
+        quality_policy: `fail` counts a manifest with a failed check as failed; `warn` only reports.
+    """
+    logger = get_run_logger()
+    out_root = Path(out_dir).resolve()
+    manifests = sorted(
+        p.resolve() for p in Path(folder).glob(pattern if "**" in pattern else f"**/{pattern}")
+    )
+    result = BatchResult()
+    pending = []
+    for manifest in manifests:
+        (result.skipped if is_done(out_root, manifest) else pending).append(manifest)
+    logger.info("%d manifests: %d to do, %d already done", len(manifests), len(pending), len(result.skipped))
+    if not pending:
+        return _batch_done(result)
+    limit = asyncio.Semaphore(max_concurrent_manifests)
+    with runware_endpoint(credentials, base_url) as endpoint:
+        if endpoint.offline:
+            logger.warning(OFFLINE_NOTICE)
+        sub_credentials = None if endpoint.offline else endpoint.credentials
+
+        async def one(manifest: Path) -> None:
+            async with limit:
+                state = await localize_video(  # type: ignore[misc]
+                    manifest=str(manifest),
+                    out_dir=str(out_root),
+                    credentials=sub_credentials,
+                    settings=settings,
+                    base_url=endpoint.base_url,
+                    quality_policy=quality_policy,
+                    return_state=True,
+                )
+            if state.is_completed():
+                marker = _done_marker(out_root, manifest)
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomically(
+                    marker, json.dumps({"manifest": str(manifest), "digest": _manifest_digest(manifest)})
+                )
+                result.done.append(str(manifest))
+            else:
+                result.failed[str(manifest)] = str(state.message or state.name)
+
+        await asyncio.gather(*(one(m) for m in pending))
+    return _batch_done(result)
+
+
+def _batch_done(result: BatchResult) -> BatchResult:
+    if result.failed:
+        raise QualityRejected(
+            f"{len(result.failed)} manifests failed: "
+            + "; ".join(f"{k}: {v}" for k, v in result.failed.items())
+        )
+    return result

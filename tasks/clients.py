@@ -1,0 +1,55 @@
+"""One Runware client per process and event loop, so that every wait shares one batched poller.
+
+Prefect runs the async tasks of an async flow on the flow's event loop; a client (an
+`httpx.AsyncClient` plus its poller) belongs to one loop. Clients are keyed by loop and endpoint,
+never passed as task parameters, and never part of a cache key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prefect_lipsync.blocks.credentials import RunwareCredentials
+
+    from prefect_lipsync.runware.client import RunwareClient
+
+_clients: dict[tuple[int, str, str], RunwareClient] = {}
+_sessions: dict[tuple[int, str, str], int] = {}
+
+
+def _key(credentials: RunwareCredentials) -> tuple[int, str, str]:
+    # The key's digest only tells two credentials apart in memory; it is never stored or logged.
+    digest = hashlib.sha256(credentials.api_key.get_secret_value().encode()).hexdigest()[:16]
+    return (id(asyncio.get_running_loop()), credentials.base_url.rstrip("/"), digest)
+
+
+async def shared_client(credentials: RunwareCredentials) -> RunwareClient:
+    """The client of this event loop for these credentials, opened on first use."""
+    key = _key(credentials)
+    client = _clients.get(key)
+    if client is None:
+        client = credentials.get_client()
+        await client.__aenter__()
+        _clients[key] = client
+    return client
+
+
+@contextlib.asynccontextmanager
+async def client_session(credentials: RunwareCredentials) -> AsyncIterator[None]:
+    """Hold the shared client open for a flow; the last flow (of nested or concurrent ones) closes it."""
+    key = _key(credentials)
+    _sessions[key] = _sessions.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        _sessions[key] -= 1
+        if _sessions[key] == 0:
+            del _sessions[key]
+            client = _clients.pop(key, None)
+            if client is not None:
+                await client.__aexit__(None, None, None)

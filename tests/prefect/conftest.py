@@ -1,0 +1,47 @@
+"""One Prefect test server for the Prefect-layer tests (started once, SQLite, loopback)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    from prefect.settings import (
+        PREFECT_API_SERVICES_TRIGGERS_ENABLED,
+        PREFECT_HOME,
+        PREFECT_LOCAL_STORAGE_PATH,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with (
+        temporary_settings(
+            {
+                PREFECT_API_SERVICES_TRIGGERS_ENABLED: False,
+                PREFECT_HOME: str(home),
+                PREFECT_LOCAL_STORAGE_PATH: str(home / "storage"),
+            }
+        ),
+        prefect_test_harness(server_startup_timeout=120),
+    ):
+        yield
+
+
+@pytest.fixture
+def prefect_caplog(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Prefect's loggers do not propagate by default; make them, to assert on run logs."""
+    logger = logging.getLogger("prefect")
+    logger.propagate = True
+    try:
+        yield caplog
+    finally:
+        logger.propagate = False

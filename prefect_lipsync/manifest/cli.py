@@ -1,0 +1,147 @@
+"""`prefect-lipsync plan MANIFEST` and `prefect-lipsync manifest import FILE.srt|vtt`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from prefect_lipsync.manifest.errors import ManifestError
+from prefect_lipsync.manifest.importer import dump_manifest, manifest_from_subtitles, write_manifest
+from prefect_lipsync.manifest.plan_models import DEFAULT_PRICE_PER_SECOND, Plan
+from prefect_lipsync.manifest.subtitles import SubtitleError
+from prefect_lipsync.media.errors import MediaError
+
+
+def register(subparsers: Any) -> None:
+    plan = subparsers.add_parser(
+        "plan",
+        help="check a manifest and show the sync-3 requests it makes (probes the media; submits nothing)",
+        description="Load a manifest, probe its media (cached) and plan one sync-3 request per language. "
+        "Exit 0 with a plan; non-zero with every problem on stderr.",
+    )
+    plan.add_argument("manifest", metavar="MANIFEST", help="the manifest file (.yaml, .yml or .json)")
+    plan.add_argument(
+        "--json", action="store_true", help="print the plan as JSON (requests as sent on the wire)"
+    )
+    plan.add_argument(
+        "--price-per-second",
+        type=float,
+        default=DEFAULT_PRICE_PER_SECOND,
+        metavar="USD",
+        help=f"USD per output second for the cost ESTIMATE (default {DEFAULT_PRICE_PER_SECOND}; "
+        "Runware publishes no sync-3 price)",
+    )
+    plan.add_argument("--audio-ops-dir", metavar="DIR", help="where sped-up or cut audio will be rendered")
+    plan.set_defaults(handler=run_plan)
+
+    manifest = subparsers.add_parser("manifest", help="work with manifests", description="Manifest tools.")
+    sub = manifest.add_subparsers(dest="manifest_command", metavar="ACTION")
+    imp = sub.add_parser(
+        "import",
+        help="turn an SRT or WebVTT file into a manifest",
+        description="Write a manifest with one line per subtitle cue (times, speakers and text kept).",
+    )
+    imp.add_argument("subtitles", metavar="FILE", help="an .srt or .vtt file")
+    imp.add_argument("--video", required=True, help="the source video (path or URL)")
+    imp.add_argument(
+        "--audio",
+        required=True,
+        metavar="TEMPLATE",
+        help='per-line audio, e.g. "it/{index:03d}.wav" ({index}, {id}, {speaker})',
+    )
+    imp.add_argument(
+        "--language", help="language code (default: from the file name, e.g. promo.it.srt -> it)"
+    )
+    imp.add_argument("--name", help="manifest name, used in output file names")
+    imp.add_argument("--out", metavar="MANIFEST.yaml", help="write here (atomically) instead of printing")
+    imp.set_defaults(handler=run_import)
+    manifest.set_defaults(handler=lambda args: _usage(manifest))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def format_plan(plan: Plan) -> str:
+    header = ["LANGUAGE", "KIND", "SEGMENTS", "AUDIO OPS", "DROPPED", "WARNINGS", "VIDEO S", "OUTPUT"]
+    rows = [header]
+    for job in plan.jobs:
+        settings = job.request.settings
+        segments = len(settings.segments) if settings and settings.segments else 0
+        rows.append(
+            [
+                job.language,
+                job.kind,
+                str(segments) if segments else "-",
+                str(len(job.audio_ops)),
+                str(len(job.dropped_lines)),
+                str(len(job.warnings)),
+                f"{job.video_duration:.2f}",
+                job.output_name,
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.append("")
+    lines.append(
+        f"estimate: {plan.estimated_seconds:g} output s x {plan.price_per_second:g} USD/s = "
+        f"{plan.estimated_cost_usd:.2f} USD (an estimate: Runware publishes no sync-3 price)"
+    )
+    warned = [(job.language, w) for job in plan.jobs for w in job.warnings]
+    if warned:
+        lines.append("")
+        lines.append("warnings:")
+        lines.extend(f"  {lang}: {w}" for lang, w in warned)
+    return "\n".join(lines)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from prefect_lipsync.manifest.pipeline import load_and_plan
+
+    try:
+        plan = load_and_plan(
+            args.manifest, price_per_second=args.price_per_second, audio_ops_dir=args.audio_ops_dir
+        )
+    except ManifestError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except MediaError as exc:  # ffprobe missing and the like: not the manifest's fault
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(plan.to_json_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(format_plan(plan))
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    manifest_dir = Path(args.out).resolve().parent if args.out else Path.cwd()
+    try:
+        data = manifest_from_subtitles(
+            args.subtitles,
+            video=args.video,
+            audio_template=args.audio,
+            language=args.language,
+            name=args.name,
+            manifest_dir=manifest_dir,
+        )
+    except SubtitleError as exc:
+        where = f"{args.subtitles}:{exc.line}" if exc.line else args.subtitles
+        print(f"{where}: {exc}\n  fix: {exc.fix}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        path = write_manifest(data, args.out)
+        lines = sum(len(spec["lines"]) for spec in data["languages"].values())
+        print(f"wrote {path} ({lines} lines)")
+    else:
+        sys.stdout.write(dump_manifest(data))
+    return 0

@@ -1,0 +1,83 @@
+"""What the planner hands on: one sync-3 request per language, with its warnings and audio work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prefect_lipsync.media.audio_ops import AudioOp
+from prefect_lipsync.runware.models import Sync3Request
+
+#: USD per output second, an ESTIMATE only: Runware publishes no price for sync-3 yet.
+DEFAULT_PRICE_PER_SECOND = 0.13
+
+
+class DroppedLine(BaseModel):
+    """A script line that is not in the plan, and why."""
+
+    line_id: str
+    reason: str
+
+
+class PlannedAudioOp(BaseModel):
+    """Audio to render before upload; the request already names its output as a file:// URI."""
+
+    model_config = ConfigDict(frozen=True)
+
+    op: AudioOp = Field(description="Crop and tempo of a source file.")
+    content_key: str = Field(description="The op's content key (source hash and parameters).")
+    output_path: str = Field(description="Where render_audio_op(op, dirname(output_path)) writes the WAV.")
+    output_uri: str = Field(description="The file:// URI of output_path, as the request's segment names it.")
+    line_ids: list[str] = Field(description="The script lines this audio carries.")
+
+
+class PlannedJob(BaseModel):
+    """One language's sync-3 request and what the planner had to do to make it."""
+
+    language: str
+    kind: str = Field(description="lines, subtitles, audio or speech.")
+    request: Sync3Request
+    warnings: list[str] = Field(default_factory=list)
+    dropped_lines: list[DroppedLine] = Field(default_factory=list)
+    audio_ops: list[PlannedAudioOp] = Field(default_factory=list)
+    segment_lines: list[list[str]] = Field(
+        default_factory=list, description="The script line ids of each segment, in segment order."
+    )
+    output_name: str = Field(description="File name for this language's output video.")
+    video_duration: float = Field(description="Seconds of output video (what is billed).")
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON shape `prefect-lipsync plan --json` prints for one job."""
+        return {
+            "language": self.language,
+            "kind": self.kind,
+            "request": self.request.to_wire(),
+            "warnings": list(self.warnings),
+            "dropped_lines": [d.model_dump() for d in self.dropped_lines],
+            "audio_ops": [op.model_dump(mode="json") for op in self.audio_ops],
+            "segment_lines": self.segment_lines,
+            "output_name": self.output_name,
+            "video_duration": self.video_duration,
+        }
+
+
+class Plan(BaseModel):
+    """Every language's job and an ESTIMATE of what they cost (price per output second x seconds)."""
+
+    jobs: list[PlannedJob]
+    estimated_seconds: float = Field(
+        description="Output seconds billed: video duration x number_results, summed."
+    )
+    estimated_cost_usd: float = Field(description="estimated_seconds x price_per_second: an estimate only.")
+    price_per_second: float = Field(
+        default=DEFAULT_PRICE_PER_SECOND, description="USD per output second used."
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "jobs": [job.summary() for job in self.jobs],
+            "estimated_seconds": self.estimated_seconds,
+            "estimated_cost_usd": self.estimated_cost_usd,
+            "price_per_second": self.price_per_second,
+        }

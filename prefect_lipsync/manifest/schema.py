@@ -1,0 +1,264 @@
+"""The manifest format (version 1) as pydantic models: one place that says what a manifest may hold.
+
+The same models give the Prefect UI its forms, so every field has a description. Unknown keys
+are refused (a typo such as `audo:` must not be ignored silently).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from prefect_lipsync.manifest.timecode import TimeFormatError, check_time_syntax
+
+SyncMode = Literal["bounce", "cut_off", "silence", "remap"]
+TEMPLATE_FIELDS = ("index", "id", "speaker")
+MAX_TEMPO_LIMIT = 1.10
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def custom_error(message: str, fix: str) -> PydanticCustomError:
+    """A validation error that carries its fix to the problem list."""
+    return PydanticCustomError("manifest", "{message}", {"message": message, "fix": fix})
+
+
+def _time(value: Any) -> Any:
+    try:
+        check_time_syntax(value)
+    except TimeFormatError as exc:
+        raise custom_error(str(exc), exc.fix) from None
+    return value
+
+
+TimeValue = Annotated[
+    float | str,
+    BeforeValidator(_time),
+    Field(
+        description='Seconds (3.52), "HH:MM:SS.mmm", "MM:SS.mmm" or SMPTE "HH:MM:SS:FF" (frames of the video).'
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Defaults(_Strict):
+    """Planning settings for every language."""
+
+    sync_mode: SyncMode = Field(
+        default="cut_off", description="sync-3 syncMode: what to do when audio and video lengths differ."
+    )
+    merge_gap: float = Field(
+        default=0.25,
+        ge=0,
+        le=10,
+        description="Lines of one speaker and one audio file closer than this (seconds) become one segment.",
+    )
+    min_segment: float = Field(
+        default=0.5,
+        ge=0,
+        le=30,
+        description="Shorter lines (seconds) are merged, widened into free time, or dropped with a warning.",
+    )
+    max_tempo: float = Field(
+        default=MAX_TEMPO_LIMIT,
+        ge=1.0,
+        le=MAX_TEMPO_LIMIT,
+        description="The most a too-long line may be sped up to fit its slot (1.0-1.10).",
+    )
+
+
+class SpeakerPoint(_Strict):
+    """A point on the speaker's face in one frame."""
+
+    frame: int = Field(default=0, ge=0, description="Frame index (0-based) the point is given in.")
+    x: float = Field(ge=0, description="Horizontal pixel position.")
+    y: float = Field(ge=0, description="Vertical pixel position.")
+
+
+class SpeakerTarget(_Strict):
+    """How to find one speaker's face: a point, a box, or automatic detection (exactly one)."""
+
+    point: SpeakerPoint | None = Field(default=None, description="A point on the face: {frame, x, y}.")
+    box: list[float] | None = Field(
+        default=None, description="The face's box [x1, y1, x2, y2] in pixels, for the whole video."
+    )
+    auto: bool | None = Field(default=None, description="true: let sync-3 detect the active speaker.")
+
+    @field_validator("box")
+    @classmethod
+    def _box(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return value
+        if len(value) != 4:
+            raise custom_error(
+                f"a box is four numbers [x1, y1, x2, y2], got {len(value)}", "write [x1, y1, x2, y2]"
+            )
+        x1, y1, x2, y2 = value
+        if min(value) < 0 or not (x1 < x2 and y1 < y2):
+            raise custom_error(
+                f"box {value} needs 0 <= x1 < x2 and 0 <= y1 < y2",
+                "give the top-left then bottom-right corner",
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        given = [k for k in ("point", "box") if getattr(self, k) is not None]
+        if self.auto:
+            given.append("auto")
+        if len(given) != 1:
+            detail = "none" if not given else " and ".join(given)
+            raise custom_error(
+                f"a speaker needs exactly one of point, box, auto: true (got {detail})",
+                "keep one of {point: {frame, x, y}}, {box: [x1, y1, x2, y2]}, {auto: true}",
+            )
+        return self
+
+    @property
+    def kind(self) -> Literal["point", "box", "auto"]:
+        return "point" if self.point is not None else "box" if self.box is not None else "auto"
+
+
+class Line(_Strict):
+    """One line of the script: where it is said in the video, and its dubbed audio."""
+
+    id: str | None = Field(
+        default=None, min_length=1, description="A name for the line, unique in its language."
+    )
+    start: TimeValue = Field(description="Where the line starts in the video.")
+    end: TimeValue = Field(description="Where the line ends in the video (after start).")
+    audio: str = Field(min_length=1, description="Dubbed audio: a path (relative to the manifest) or URL.")
+    audio_start: TimeValue | None = Field(
+        default=None, description="Where the line starts in the audio file."
+    )
+    audio_end: TimeValue | None = Field(default=None, description="Where the line ends in the audio file.")
+    speaker: str | None = Field(default=None, min_length=1, description="Who says it (a key of `speakers`).")
+    text: str | None = Field(default=None, description="What is said (for people; not sent).")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        # `id: 7` in YAML is an int; an id is a name, so take it as text.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class SpeechSpec(_Strict):
+    """Text for the provider's TTS to speak over the whole video."""
+
+    text: str = Field(min_length=1, max_length=5000, description="Text to speak (1-5000 characters).")
+    voice: str = Field(default="auto", min_length=1, description="Voice identifier; `auto` picks one.")
+
+
+_KINDS = ("lines", "audio", "speech", "subtitles")
+
+
+class LanguageSpec(_Strict):
+    """One output video: its speech as lines, one dub track, TTS text, or a subtitle file."""
+
+    lines: list[Line] | None = Field(default=None, description="Script lines, each with its own audio.")
+    audio: str | None = Field(
+        default=None,
+        description="One dub track for the whole video; with `subtitles`, the per-line audio template "
+        "(fields {index}, {id}, {speaker}).",
+    )
+    speech: SpeechSpec | None = Field(default=None, description="TTS text for the whole video.")
+    subtitles: str | None = Field(default=None, description="An SRT or WebVTT file with the lines.")
+    sync_mode: SyncMode | None = Field(
+        default=None, description="Overrides defaults.sync_mode for this language."
+    )
+    speaker: str | None = Field(
+        default=None, description="With a whole-track `audio` or `speech`: the speaker to target."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        given = [k for k in _KINDS if getattr(self, k) is not None]
+        if self.subtitles is not None:
+            given = [k for k in given if k != "audio"]
+            if self.audio is None:
+                raise custom_error(
+                    "subtitles need an audio template for the lines' files",
+                    'add audio: "dir/{index:03d}.wav" (fields {index}, {id}, {speaker})',
+                )
+        if len(given) != 1:
+            detail = "none of them" if not given else " and ".join(given)
+            raise custom_error(
+                f"a language needs exactly one of lines, audio, speech, subtitles (got {detail})",
+                "keep exactly one: lines: [...], audio: FILE, speech: {text: ...} or subtitles: FILE",
+            )
+        if self.lines is not None and not self.lines:
+            raise custom_error("lines is empty", "add at least one line, or remove the language")
+        return self
+
+    @property
+    def kind(self) -> Literal["lines", "audio", "speech", "subtitles"]:
+        if self.subtitles is not None:
+            return "subtitles"
+        if self.lines is not None:
+            return "lines"
+        return "speech" if self.speech is not None else "audio"
+
+
+class Manifest(_Strict):
+    """A source video and, per language, the dubbed speech to lip-sync it to."""
+
+    version: Literal[1] = Field(description="Manifest format version; only 1 exists.")
+    video: str = Field(
+        min_length=1, description="The source video: a path (relative to the manifest) or URL."
+    )
+    name: str | None = Field(default=None, description="A name used in output file names.")
+    defaults: Defaults = Field(default_factory=Defaults, description="Planning settings for every language.")
+    speakers: dict[str, SpeakerTarget] | None = Field(
+        default=None,
+        description="The speakers and how to find their faces; without it, one auto-detected speaker.",
+    )
+    languages: dict[str, LanguageSpec] = Field(
+        min_length=1, description="One output video per language: language code -> its speech."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME_RE.match(value):
+            raise custom_error(
+                f"name {value!r} cannot be used in a file name",
+                "use letters, digits, '-', '_' and '.', starting with a letter or digit",
+            )
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: dict[str, LanguageSpec]) -> dict[str, LanguageSpec]:
+        for code in value:
+            if not _NAME_RE.match(str(code)):
+                raise custom_error(
+                    f"language code {code!r} cannot be used in a file name",
+                    "use a code such as es, pt-BR, zh_Hans",
+                )
+        return value
+
+
+def template_problem(template: str) -> str | None:
+    """Why `template` cannot name per-line audio files, or None when it can."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        return f"audio template {template!r} is malformed ({exc})"
+    unknown = [f for f in fields if f.split(".")[0].split("[")[0] not in TEMPLATE_FIELDS]
+    if unknown:
+        return (
+            f"audio template {template!r} uses unknown field(s) {', '.join('{' + f + '}' for f in unknown)}"
+        )
+    if not fields:
+        return f"audio template {template!r} has no field, so every line would get the same file"
+    try:
+        template.format(index=1, id="1", speaker="speaker")
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:
+        return f"audio template {template!r} cannot be filled ({exc})"
+    return None

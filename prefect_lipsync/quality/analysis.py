@@ -147,3 +147,11 @@ def pcm_to_float(data: bytes) -> npt.NDArray[np.float32]:
     """Signed 16-bit little-endian PCM to float32 in [-1, 1]."""
     usable = len(data) - len(data) % 2
     return np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+
+
+def parse_named_volumes(stderr: str) -> dict[str, float]:
+    """max_volume of each `volumedetect@NAME` instance (the last report of each); none for no samples."""
+    volumes: dict[str, float] = {}
+    for name, value in re.findall(rf"\[volumedetect@(\w+) @ [^\]]*\][^\n]*?max_volume: {_NUMBER} dB", stderr):
+        volumes[name] = _float(value)
+    return volumes

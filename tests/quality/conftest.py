@@ -7,6 +7,7 @@ broken output is the clean one with exactly one thing wrong.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
-from prefect_lipsync.media.synth import make_talking_card, speak
+from prefect_lipsync.media.synth import make_talking_card, mouth_box, speak
 from prefect_lipsync.quality.streams import probe_streams
 
 SIZE = (320, 180)
@@ -100,6 +101,19 @@ def _variant(scenario: Scenario, name: str, *args: str) -> Path:
 _X264 = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "16")
 
 
+def make_mouth_moved(scenario: Scenario, *, outside_too: bool) -> Path:
+    """The clean output with the mouth taken from 0.2 s later (as a lip-sync would move it); optionally
+    with a patch painted outside the face as well."""
+    x1, y1, x2, y2 = mouth_box(*SIZE)
+    graph = f"[1:v]crop={x2 - x1}:{y2 - y1}:{x1}:{y1}[m];[0:v][m]overlay={x1}:{y1}:shortest=1"
+    if outside_too:
+        graph += ",drawbox=x=10:y=10:w=60:h=40:color=white:t=fill"
+    out = scenario.clean.parent / f"mouth_moved{'_outside' if outside_too else ''}.mp4"
+    _ffmpeg("-i", str(scenario.clean), "-ss", "0.2", "-i", str(scenario.clean), "-filter_complex", graph + "[v]",
+            "-map", "[v]", "-map", "0:a", *_X264, "-c:a", "copy", str(out))
+    return out
+
+
 def make_broken(scenario: Scenario, fault: str) -> Path:
     """The clean output with one fault."""
     seg2_start, seg2_end = scenario.segments[1]
@@ -130,3 +144,22 @@ def make_broken(scenario: Scenario, fault: str) -> Path:
         out.write_text("This is a text file with a video's name.\n" * 50)
         return out
     raise ValueError(fault)
+
+
+@pytest.fixture(scope="session")
+def broken(scenario: Scenario) -> Callable[[str], Path]:
+    """`broken(fault)`: the clean output with that one fault (made once per session)."""
+    made: dict[str, Path] = {}
+
+    def get(fault: str) -> Path:
+        if fault not in made:
+            made[fault] = make_broken(scenario, fault)
+        return made[fault]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def mouth_moved(scenario: Scenario) -> Callable[[bool], Path]:
+    """`mouth_moved(outside_too)`: an output whose mouth moved (and optionally more)."""
+    return lambda outside_too: make_mouth_moved(scenario, outside_too=outside_too)

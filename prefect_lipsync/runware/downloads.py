@@ -26,11 +26,11 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
 from prefect_lipsync.runware.errors import DownloadError
 from prefect_lipsync.runware.models import Sync3Result
+from prefect_lipsync.runware.transport import backoff_delay
 
 log = logging.getLogger("prefect_lipsync.runware")
 
@@ -122,7 +122,7 @@ async def download(
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_time),
-        wait=wait_exponential_jitter(initial=policy.initial_delay, max=policy.max_delay, jitter=0.25),
+        wait=lambda state: backoff_delay(state.attempt_number, policy.initial_delay, policy.max_delay, 0.25),
         retry=retry_if_exception(worth_retrying),
         reraise=True,
         before_sleep=_log_retry,

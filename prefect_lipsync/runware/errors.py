@@ -116,7 +116,7 @@ def code_family(code: str | None) -> Family:
         return "safety"
     if raw in _AUTH_CODES or "ApiKey" in raw:
         return "auth"
-    if "Timeout" in raw or raw == "timeout":
+    if "timeout" in raw.lower():  # timeoutProvider, providerTimeout, gatewayTimeout
         return "timeout"
     if raw == NOT_FOUND_CODE or raw.endswith("NotFound") or raw.endswith("Expired"):
         return "notFound"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
 from prefect_lipsync.runware.errors import (
@@ -82,17 +82,22 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def backoff_delay(attempt: int, initial: float, maximum: float, jitter: float) -> float:
+    """Exponential backoff with additive jitter: initial * 2**(attempt-1) + U(0, jitter), capped."""
+    exp = initial * 2.0 ** min(max(attempt - 1, 0), 30)
+    return min(exp + random.uniform(0.0, jitter), maximum)
+
+
 class _WaitBackoffOrRetryAfter:
     """tenacity wait: the larger of the backoff and the server's Retry-After (capped)."""
 
     def __init__(self, policy: RetryPolicy) -> None:
-        self._backoff = wait_exponential_jitter(
-            initial=policy.initial_delay, max=policy.max_delay, jitter=policy.jitter
-        )
+        self._policy = policy
         self._cap = policy.max_retry_after
 
     def __call__(self, state: RetryCallState) -> float:
-        backoff = float(self._backoff(state))
+        p = self._policy
+        backoff = backoff_delay(state.attempt_number, p.initial_delay, p.max_delay, p.jitter)
         exc = state.outcome.exception() if state.outcome is not None else None
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, int | float):

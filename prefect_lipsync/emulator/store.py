@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -91,8 +92,14 @@ class MediaStore:
         return self._remember(media_uuid, final, size)
 
     async def save_url(self, url: str, client: httpx.AsyncClient) -> StoredMedia:
-        path = await self.fetch(url, client)
-        return self._remember(str(uuid.uuid4()), path, path.stat().st_size)
+        fetched = await self.fetch(url, client)
+        media_uuid = str(uuid.uuid4())
+        path = self.root / f"{media_uuid}{fetched.suffix}"
+        try:
+            os.link(fetched, path)
+        except OSError:
+            shutil.copyfile(fetched, path)
+        return self._remember(media_uuid, path, path.stat().st_size)
 
     def _remember(self, media_uuid: str, path: Path, size: int) -> StoredMedia:
         media = StoredMedia(media_uuid, path, size)

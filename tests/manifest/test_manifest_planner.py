@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from manifest_testkit import BASE, audio_info, plan_data, segments, uri, video_info
 
-from prefect_lipsync.manifest import ManifestError, Manifest, plan_manifest, prepare
+from prefect_lipsync.manifest import Manifest, ManifestError, plan_manifest, prepare
 from prefect_lipsync.manifest.frames import frame_shown_at
 from prefect_lipsync.media.audio_ops import AudioOp
 from prefect_lipsync.runware.models import Sync3Request

@@ -101,7 +101,7 @@ async def test_a_cut_short_download_leaves_no_file_and_keeps_the_old_one(tmp_pat
     target.write_bytes(b"previous good file")
     with scripted_server([Reply(200, payload, cut_after=4_000)]) as server:
         async with _client(server.url + "/v1") as client:
-            with pytest.raises(DownloadError, match="cut short|failed"):
+            with pytest.raises(DownloadError, match=r"cut short|failed"):
                 await client.download(server.url + "/outputs/x.mp4", target)
         assert len(server.seen) == QUICK_DOWNLOADS.attempts
     assert target.read_bytes() == b"previous good file"

@@ -349,7 +349,7 @@ class _Planner:
         except TimeFormatError as exc:
             message = str(exc)
             if self.video is None and is_smpte(value):
-                message += " (the video could not be probed)"
+                message += " (see the problem with `video`)"
             self.problems.append(self.loaded.line_problem(pl, name, message, exc.fix))
             return None
 

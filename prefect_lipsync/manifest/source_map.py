@@ -118,8 +118,12 @@ def parse_text(text: str, *, is_json: bool) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         what = " ".join(part for part in (exc.context, exc.problem) if part)
+        where = f" (line {line}, column {mark.column + 1})" if mark else ""
+        opened = exc.context_mark
+        if opened is not None and mark is not None and opened.line != mark.line:
+            where += f"; the construct began at line {opened.line + 1}"
         raise ManifestSyntaxError(
-            f"invalid YAML: {what}" + (f" (line {line}, column {mark.column + 1})" if mark else ""),
+            f"invalid YAML: {what}{where}",
             line,
             "fix the YAML syntax at that place (indentation, a missing colon, an unclosed quote or bracket?)",
         ) from None

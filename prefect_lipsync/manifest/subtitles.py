@@ -21,6 +21,7 @@ _BRACKET_RE = re.compile(r"^\s*\[(?P<name>[^\]\n]{1,40})\]\s*(?P<rest>.*)$", re.
 # "Anna: ..." - a name of at most three words, no digits first, before the first colon.
 _COLON_RE = re.compile(r"^\s*(?P<name>[^\W\d][\w.'-]*(?: [\w.'-]+){0,2}):\s+(?P<rest>.*)$", re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
+_VTT_TIMING_RE = re.compile(r"^\s*(?:\d+:)?\d{2}:\d{2}\.\d{3}\s+-->\s+(?:\d+:)?\d{2}:\d{2}\.\d{3}(?:\s|$)")
 
 
 class SubtitleError(ValueError):
@@ -98,6 +99,14 @@ def _vtt_time(caption: webvtt.Caption, which: str) -> Fraction:
 
 
 def parse_vtt(text: str) -> list[Cue]:
+    # webvtt-py skips a cue whose timing it cannot read: say where it is instead.
+    for n, line in enumerate(text.splitlines(), start=1):
+        if "-->" in line and not _VTT_TIMING_RE.match(line):
+            raise SubtitleError(
+                f"not a valid WebVTT timing line: {line.strip()[:60]!r}",
+                n,
+                "write cue times as 'HH:MM:SS.mmm --> HH:MM:SS.mmm' (or 'MM:SS.mmm')",
+            )
     try:
         captions = list(webvtt.from_buffer(io.StringIO(text)).captions)
     except Exception as exc:  # webvtt raises its own errors and plain ValueErrors alike

@@ -14,7 +14,9 @@ from prefect_lipsync.media.info import AudioStream, MediaInfo, VideoStream
 BASE = "/manifests"  # planning is pure: these paths never exist
 
 
-def video_info(path: str, *, duration: float = 10.0, fps: str = "25", size: tuple[int, int] = (160, 90)) -> MediaInfo:
+def video_info(
+    path: str, *, duration: float = 10.0, fps: str = "25", size: tuple[int, int] = (160, 90)
+) -> MediaInfo:
     rate = Fraction(fps)
     return MediaInfo(
         path=path,

@@ -47,7 +47,9 @@ def test_shorter_audio_shrinks_the_slot_and_audio_times_are_always_sent_together
 
 
 def test_longer_audio_extends_into_the_following_gap() -> None:
-    plan = plan_data(manifest([line("a", 1, 2), line("b", 4, 5, "b.wav")]), audio={"a.wav": 2.6, "b.wav": 1.0})
+    plan = plan_data(
+        manifest([line("a", 1, 2), line("b", 4, 5, "b.wav")]), audio={"a.wav": 2.6, "b.wav": 1.0}
+    )
     assert segments(plan)[0]["endTime"] == 3.6
     assert plan.jobs[0].audio_ops == []
 
@@ -66,7 +68,12 @@ def test_audio_too_long_for_the_gap_is_sped_up_by_a_planned_audio_op() -> None:
     seg = segments(plan)[0]
     assert seg["audio"] == planned.output_uri and planned.output_uri.startswith("file://")
     assert planned.output_uri.endswith(f"audio-{planned.content_key}.wav")
-    assert (seg["startTime"], seg["endTime"], seg["audioStartTime"], seg["audioEndTime"]) == (1.0, 3.0, 0.0, 2.0)
+    assert (seg["startTime"], seg["endTime"], seg["audioStartTime"], seg["audioEndTime"]) == (
+        1.0,
+        3.0,
+        0.0,
+        2.0,
+    )
     assert any("sped up 1.05x" in w for w in job.warnings)
 
 
@@ -80,7 +87,9 @@ def test_the_op_output_name_is_deterministic_from_its_content() -> None:
 
 
 def test_audio_too_long_even_at_max_tempo_is_truncated_with_a_warning() -> None:
-    plan = plan_data(manifest([line("a", 1, 2), line("b", 3, 4, "b.wav")]), audio={"a.wav": 3.0, "b.wav": 1.0})
+    plan = plan_data(
+        manifest([line("a", 1, 2), line("b", 3, 4, "b.wav")]), audio={"a.wav": 3.0, "b.wav": 1.0}
+    )
     job = plan.jobs[0]
     seg = segments(plan)[0]
     assert seg["endTime"] == 3.0  # the whole room up to the next line
@@ -106,7 +115,13 @@ def test_neighbours_of_one_speaker_and_one_contiguous_audio_become_one_segment()
     ]
     plan = plan_data(manifest(lines), audio={"take.wav": 5.0})
     assert segments(plan) == [
-        {"startTime": 1.0, "endTime": 3.0, "audio": uri("take.wav"), "audioStartTime": 0.0, "audioEndTime": 2.0}
+        {
+            "startTime": 1.0,
+            "endTime": 3.0,
+            "audio": uri("take.wav"),
+            "audioStartTime": 0.0,
+            "audioEndTime": 2.0,
+        }
     ]
     assert plan.jobs[0].segment_lines == [["a", "b"]]
 
@@ -128,7 +143,9 @@ def test_neighbours_further_apart_than_merge_gap_stay_separate() -> None:
 
 
 def test_lines_starting_after_the_video_end_are_dropped_with_a_warning() -> None:
-    plan = plan_data(manifest([line("a", 1, 2), line("late", 12, 13, "b.wav")]), audio={"a.wav": 1, "b.wav": 1})
+    plan = plan_data(
+        manifest([line("a", 1, 2), line("late", 12, 13, "b.wav")]), audio={"a.wav": 1, "b.wav": 1}
+    )
     job = plan.jobs[0]
     assert [d.line_id for d in job.dropped_lines] == ["late"]
     assert any("late" in w and "after the video's end" in w for w in job.warnings)
@@ -182,7 +199,11 @@ def test_short_lines_are_widened_into_free_time() -> None:
 
 def test_short_lines_with_no_free_time_are_dropped_with_a_warning() -> None:
     data = manifest(
-        [line("x", 0.0, 1.0, "x.wav", speaker="p"), line("a", 1.0, 1.2, speaker="q"), line("y", 1.2, 3.0, "y.wav", speaker="p")],
+        [
+            line("x", 0.0, 1.0, "x.wav", speaker="p"),
+            line("a", 1.0, 1.2, speaker="q"),
+            line("y", 1.2, 3.0, "y.wav", speaker="p"),
+        ],
         speakers={"p": {"box": [0, 0, 50, 50]}, "q": {"box": [60, 0, 110, 50]}},
     )
     plan = plan_data(data, audio={"x.wav": 1.0, "a.wav": 0.2, "y.wav": 1.8})
@@ -235,7 +256,9 @@ def test_no_speakers_means_auto_detection() -> None:
 
 
 def test_one_box_speaker_becomes_a_box_on_every_frame() -> None:
-    plan = plan_data(manifest([line("a", 1, 2)], speakers={"anna": {"box": [10, 10, 50, 60]}}), audio={"a.wav": 1})
+    plan = plan_data(
+        manifest([line("a", 1, 2)], speakers={"anna": {"box": [10, 10, 50, 60]}}), audio={"a.wav": 1}
+    )
     boxes = plan.jobs[0].request.to_wire()["settings"]["activeSpeakerDetection"]["boundingBoxes"]
     assert len(boxes) == 250 and all(b == [10, 10, 50, 60] for b in boxes)
 
@@ -248,7 +271,12 @@ def test_several_box_speakers_become_a_per_frame_track_with_nulls_where_nobody_s
     plan = plan_data(data, audio={"a.wav": 1, "b.wav": 1})
     boxes = plan.jobs[0].request.to_wire()["settings"]["activeSpeakerDetection"]["boundingBoxes"]
     assert len(boxes) == 250
-    assert boxes[24] is None and boxes[25] == [0, 0, 50, 50] and boxes[49] == [0, 0, 50, 50] and boxes[50] is None
+    assert (
+        boxes[24] is None
+        and boxes[25] == [0, 0, 50, 50]
+        and boxes[49] == [0, 0, 50, 50]
+        and boxes[50] is None
+    )
     assert boxes[75] == [60, 0, 110, 50] and boxes[100] is None
 
 
@@ -266,7 +294,10 @@ def test_whole_track_audio_and_speech_languages() -> None:
         "version": 1,
         "video": "v.mp4",
         "defaults": {"sync_mode": "silence"},
-        "languages": {"de": {"audio": "de.wav"}, "fr": {"speech": {"text": "Bonjour"}, "sync_mode": "bounce"}},
+        "languages": {
+            "de": {"audio": "de.wav"},
+            "fr": {"speech": {"text": "Bonjour"}, "sync_mode": "bounce"},
+        },
     }
     plan = plan_data(data, audio={"de.wav": 9.0})
     de, fr = (job.request.to_wire() for job in plan.jobs)
@@ -278,7 +309,12 @@ def test_whole_track_audio_and_speech_languages() -> None:
 
 
 def test_cost_estimate_is_output_seconds_times_price_times_results() -> None:
-    data = {"version": 1, "video": "v.mp4", "name": "promo", "languages": {"de": {"audio": "d.wav"}, "it": {"audio": "d.wav"}}}
+    data = {
+        "version": 1,
+        "video": "v.mp4",
+        "name": "promo",
+        "languages": {"de": {"audio": "d.wav"}, "it": {"audio": "d.wav"}},
+    }
     plan = plan_data(data, audio={"d.wav": 10.0}, price_per_second=0.2, number_results=3)
     assert plan.estimated_seconds == 60.0 and plan.estimated_cost_usd == pytest.approx(12.0)
     assert [j.output_name for j in plan.jobs] == ["promo.de.mp4", "promo.it.mp4"]
@@ -315,4 +351,7 @@ def test_the_planner_reads_no_file() -> None:
         "/nonexistent/dir/a.wav": audio_info("/nonexistent/dir/a.wav", 1.0),
     }
     plan = plan_manifest(loaded, media, audio_ops_dir="/nonexistent/ops")
-    assert plan.jobs[0].request.local_refs() == ["file:///nonexistent/dir/v.mp4", "file:///nonexistent/dir/a.wav"]
+    assert plan.jobs[0].request.local_refs() == [
+        "file:///nonexistent/dir/v.mp4",
+        "file:///nonexistent/dir/a.wav",
+    ]

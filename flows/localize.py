@@ -142,14 +142,18 @@ async def _localize(
 
     async def one(job: Any) -> LanguageOutput:
         async with limit:
-            output = await run_job(
-                job,
-                plan=plan,
-                endpoint=endpoint,
-                settings=settings,
-                out_dir=out_dir,
-                rerun_nonce=rerun_nonce,
-            )
+            try:
+                output = await run_job(
+                    job,
+                    plan=plan,
+                    endpoint=endpoint,
+                    settings=settings,
+                    out_dir=out_dir,
+                    rerun_nonce=rerun_nonce,
+                )
+            except Exception as exc:  # one language's failure must not cancel the others' paid jobs
+                logger.exception("%s: the job failed", job.language)
+                output = LanguageOutput(language=job.language, error=f"{exc.__class__.__name__}: {exc}")
         await progress.advance(f"{job.language}: {output.summary}")
         return output
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from prefect_lipsync.flows.endpoint import Endpoint
 
 Verdict = Literal["pass", "warn", "fail"]
-EXTENSIONS = {"MP4": "mp4", "WEBM": "webm", "MOV": "mov"}
 
 
 class LanguageOutput(BaseModel):
@@ -88,9 +87,7 @@ async def run_job(
     credentials = endpoint.credentials
     task_uuid = "?"
     try:
-        prepared = await prepare_media(
-            request, credentials, audio_ops=job.audio_ops, work_dir=str(plan.work_dir), nonce=rerun_nonce
-        )
+        prepared = await prepare_media(request, credentials, audio_ops=job.audio_ops, nonce=rerun_nonce)
         task_uuid = prepared["taskUUID"]
         outcome.task_uuid = task_uuid
         await submit_lipsync(prepared, credentials)
@@ -106,11 +103,10 @@ async def run_job(
         _emit("failed", job.language, task_uuid, {"error": exc.__class__.__name__})
         return outcome
 
-    ext = EXTENSIONS[job.request.output_format]
+    stem, ext = Path(job.output_name).stem, Path(job.output_name).suffix
     paths = []
     for i, result in enumerate(results):
-        suffix = "" if i == 0 else f".{i + 1}"
-        dest = out_dir / f"{plan.name}.{job.language}{suffix}.{ext}"
+        dest = out_dir / (f"{stem}{ext}" if i == 0 else f"{stem}.{i + 1}{ext}")
         paths.append(Path(await download_lipsync_result(result, credentials, str(dest))))
     costs = [r.cost for r in results if r.cost is not None]
     outcome.cost_usd = round(sum(costs), 4) if costs else None

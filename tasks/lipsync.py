@@ -18,8 +18,9 @@ from prefect.context import TaskRunContext
 from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.tasks.clients import shared_client
 
-from prefect_lipsync.media.audio_ops import AudioOp, render_audio_op
-from prefect_lipsync.media.hashing import file_sha256
+from prefect_lipsync.manifest import PlannedAudioOp
+from prefect_lipsync.media.audio_ops import render_audio_op
+from prefect_lipsync.media.hashing import cached_file_sha256
 from prefect_lipsync.runware.ids import derive_task_uuid
 from prefect_lipsync.runware.models import Sync3Request, Sync3Result
 from prefect_lipsync.runware.uploads import local_path
@@ -35,15 +36,15 @@ def _endpoint_id(credentials: RunwareCredentials) -> str:
 
 def _prepare_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     request: dict[str, Any] = parameters["request"]
-    ops: list[AudioOp] = parameters.get("audio_ops") or []
+    ops: list[PlannedAudioOp] = parameters.get("audio_ops") or []
     content = {
         "endpoint": _endpoint_id(parameters["credentials"]),
         "request": request,
-        "ops": [op.model_dump(mode="json") | {"source_sha256": file_sha256(Path(op.source))} for op in ops],
+        "ops": [op.content_key for op in ops],  # the key covers the source's content
         "nonce": parameters.get("nonce"),
         # Content, not names: a file edited in place is uploaded again.
         "files": {
-            ref: file_sha256(local_path(ref))
+            ref: cached_file_sha256(local_path(ref))
             for ref in Sync3Request.model_validate(request).local_refs()
             if local_path(ref).exists()
         },
@@ -61,8 +62,7 @@ def _prepare_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
 async def prepare_media(
     request: dict[str, Any],
     credentials: RunwareCredentials,
-    audio_ops: list[AudioOp] | None = None,
-    work_dir: str = ".",
+    audio_ops: list[PlannedAudioOp] | None = None,
     nonce: str | None = None,
 ) -> dict[str, Any]:
     """Render the job's audio operations, upload every local file once, and swap in their URLs.
@@ -72,8 +72,9 @@ async def prepare_media(
     """
     import anyio
 
-    for op in audio_ops or []:
-        await anyio.to_thread.run_sync(lambda op=op: render_audio_op(op, work_dir))
+    for planned in audio_ops or []:
+        # The request already names this output (a file:// URI); render it there before upload.
+        await anyio.to_thread.run_sync(lambda p=planned: render_audio_op(p.op, Path(p.output_path).parent))
     client = await shared_client(credentials)
     prepared = await client.upload_local_refs(Sync3Request.model_validate(request), nonce=nonce)
     if prepared.task_uuid is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +13,23 @@ from prefect_lipsync.tasks.report import publish_quality_report
 from pydantic import BaseModel, Field
 
 from prefect_lipsync.quality import QualityReport, check_output
+from prefect_lipsync.quality.pictures import write_pictures
+from prefect_lipsync.quality.preflight import preflight
 
 if TYPE_CHECKING:
     from prefect_lipsync.blocks.settings import LipsyncSettings
+    from prefect_lipsync.tasks.planning import RunPlan
+
+    from prefect_lipsync.manifest import PlannedJob
+
+Box = tuple[int, int, int, int]
+
+
+def mouth_box_of(face: Box) -> Box:
+    """Where the mouth is in a frontal face box: the middle half across, 60-80 % down."""
+    x1, y1, x2, y2 = face
+    w, h = x2 - x1, y2 - y1
+    return (x1 + w // 4, y1 + h * 3 // 5, x2 - w // 4, y1 + h * 4 // 5)
 
 
 class CheckedOutput(BaseModel):
@@ -34,16 +49,13 @@ class CheckedOutput(BaseModel):
 
 
 @task(name="preflight-job", description="Check a planned job's media before any upload or submit.")
-async def preflight_job(job: Any, plan: Any, settings: LipsyncSettings) -> QualityReport:
+async def preflight_job(job: PlannedJob, plan: RunPlan, settings: LipsyncSettings) -> QualityReport:
     """The source decodes and is what the plan assumed; every audio used is there and not silent."""
-    from prefect_lipsync.quality.preflight import preflight
-
-    source = plan.video_path
+    payload = job.request.to_wire()
     return await anyio.to_thread.run_sync(
         lambda: preflight(
-            job.request.to_wire(),
-            source=Path(source),
-            local_media=None,
+            payload,
+            source=Path(plan.video_path),
             expected_fps=plan.video_fps,
             expected_duration=plan.video_duration,
             thresholds=settings.quality,
@@ -53,48 +65,49 @@ async def preflight_job(job: Any, plan: Any, settings: LipsyncSettings) -> Quali
     )
 
 
+def _write_report(report: QualityReport, delivered: Path) -> Path:
+    path = delivered.with_name(delivered.name + ".report.json")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report.model_dump(mode="json"), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 @task(
     name="check-quality", description="Quality and safety checks of one output, with its report and pictures."
 )
 async def check_quality(
     output: str,
-    job: Any,
-    plan: Any,
+    job: PlannedJob,
+    plan: RunPlan,
     settings: LipsyncSettings,
     nsfw_flag: bool | None,
     lipsync_expected: bool,
 ) -> CheckedOutput:
     """Run every check on `output`; write the report and pictures beside it; quarantine a flagged output."""
-    from prefect_lipsync.quality.pictures import render_pictures
-
     out = Path(output)
+    source = Path(plan.video_path)
+    payload: dict[str, Any] = job.request.to_wire()
+    mouth = mouth_box_of(plan.face_box) if plan.face_box else None
 
     def work() -> CheckedOutput:
         report = check_output(
             out,
-            source=Path(plan.video_path),
-            request_payload=job.request.to_wire(),
+            source=source,
+            request_payload=payload,
             thresholds=settings.quality,
-            face_box=job.face_box,
+            face_box=plan.face_box,
+            mouth_box=mouth,
             nsfw_flag=nsfw_flag,
             lipsync_expected=lipsync_expected,
         )
+        written = write_pictures(report, output=out, source=source, request_payload=payload, mouth_box=mouth)
         delivered = Path(report.quarantined_to) if report.quarantined_to else out
-        pictures = [
-            str(p)
-            for p in render_pictures(
-                delivered,
-                report,
-                source=Path(plan.video_path),
-                request_payload=job.request.to_wire(),
-                face_box=job.face_box,
-            )
-        ]
-        report_path = delivered.with_name(delivered.name + ".report.json")
-        tmp = report_path.with_name("." + report_path.name + ".tmp")
-        tmp.write_text(json.dumps(report.model_dump(mode="json"), indent=2), encoding="utf-8")
-        tmp.replace(report_path)
-        return CheckedOutput(report=report, report_path=str(report_path), pictures=pictures)
+        return CheckedOutput(
+            report=report,
+            report_path=str(_write_report(report, delivered)),
+            pictures=[str(p) for p in written.values()],
+        )
 
     checked = await anyio.to_thread.run_sync(work)
     await publish_quality_report(job.language, plan.name, checked.report, checked.pictures)

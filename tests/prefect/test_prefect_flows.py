@@ -1,0 +1,234 @@
+"""The flows end to end under a real Prefect server, with the emulator over loopback and real ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH
+from prefect_lipsync.blocks import LipsyncSettings, RunwareCredentials
+from prefect_lipsync.demo import build_demo
+from prefect_lipsync.emulator import run_emulator
+from prefect_lipsync.flows.localize import localize_batch, localize_video
+from prefect_lipsync.media.probe import probe
+
+pytestmark = pytest.mark.slow
+
+SECRET_KEY = "rw-live-SECRET-7f3a9c1e5b2d4086-unmistakable"
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    build_demo(root)
+    return root
+
+
+def copy_demo(demo_root: Path, dest: Path, name: str | None = None) -> Path:
+    """A fresh copy of the demo (media and manifest) under `dest`, optionally renamed."""
+    shutil.copytree(demo_root, dest, dirs_exist_ok=True)
+    manifest = dest / "manifest.yaml"
+    if name:
+        text = manifest.read_text().replace("name: demo", f"name: {name}")
+        manifest.write_text(text)
+    return manifest
+
+
+def prefect_env() -> dict[str, str]:
+    """The environment a child process needs to report to the test server and share its result storage."""
+    return {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_HOME": str(PREFECT_HOME.value()),
+        "PREFECT_LOCAL_STORAGE_PATH": str(PREFECT_LOCAL_STORAGE_PATH.value()),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def external_emulator(tmp_path: Path) -> Iterator[Any]:
+    """`prefect-lipsync emulator` as its own process (it outlives the flow runs it serves)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*options: str) -> str:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect_lipsync.cli", "emulator", "--port", str(port), *options],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(proc)
+        root = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{root}/_emulator/stats", timeout=1).status_code == 200:
+                    return f"{root}/v1"
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("emulator did not start")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def stats(base_url: str) -> dict[str, Any]:
+    return dict(httpx.get(base_url.removesuffix("/v1") + "/_emulator/stats", timeout=5).json())
+
+
+async def test_demo_manifest_offline_gives_one_checked_output_per_language_with_artifacts(
+    demo_root: Path, tmp_path: Path
+) -> None:
+    manifest = copy_demo(demo_root, tmp_path / "demo")
+    state = await localize_video(manifest=str(manifest), out_dir=str(tmp_path / "out"), return_state=True)
+    assert state.is_completed(), state.message
+    result = await state.result()
+    assert result.offline is True
+    assert sorted(o.language for o in result.outputs) == ["de", "es"]
+    source = probe(demo_root / "media" / "source.mp4", cache=None)
+    for output in result.outputs:
+        assert output.error is None and output.verdict in {"pass", "warn"}
+        info = probe(output.output, cache=None)
+        assert info.video is not None and source.video is not None
+        assert (info.video.width, info.video.height) == (source.video.width, source.video.height)
+        assert abs(info.duration - source.duration) < 0.2 and info.has_audio
+        report = json.loads(Path(output.report).read_text())
+        assert report["verdict"] == output.verdict and report["checks"]
+        assert output.pictures and all(Path(p).stat().st_size > 1000 for p in output.pictures)
+    async with get_client() as client:
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="lipsync-")),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+        )
+    keys = {a.key for a in artifacts}
+    assert {"lipsync-jobs-demo", "lipsync-cost-demo", "lipsync-quality-demo-es", "lipsync-quality-demo-de"} <= keys
+
+
+async def test_bad_manifest_fails_before_any_upload_or_submit_with_the_planner_message(
+    demo_root: Path, tmp_path: Path, prefect_caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = copy_demo(demo_root, tmp_path / "bad")
+    text = manifest.read_text().replace("end: 5.8", "end: 3.0", 1)  # es/l002 now ends before it starts
+    manifest.write_text(text)
+    with run_emulator(latency=0.2) as base_url:
+        state = await localize_video(
+            manifest=str(manifest), out_dir=str(tmp_path / "out"), base_url=str(base_url), return_state=True
+        )
+        counters = base_url.stats()
+    assert state.is_failed()
+    assert counters["uploads"] == 0 and counters["accepted"] == 0
+    logged = "\n".join(r.getMessage() for r in prefect_caplog.records)
+    assert "l002" in logged and "manifest.yaml" in logged
+
+
+def test_resume_after_sigkill_while_waiting_submits_and_uploads_nothing_again(
+    demo_root: Path, tmp_path: Path, external_emulator: Any
+) -> None:
+    base_url = external_emulator("--latency", "8")
+    manifest = copy_demo(demo_root, tmp_path / "resume", name="resume")
+    command = [
+        sys.executable, "-m", "prefect_lipsync.cli", "run", str(manifest),
+        "--out", str(tmp_path / "out"), "--base-url", base_url, "--quality-policy", "warn",
+    ]
+    first = subprocess.Popen(command, env=prefect_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while stats(base_url)["accepted"] < 2:  # both languages submitted: the run is now waiting
+        assert first.poll() is None, "the first run ended before its jobs were in flight"
+        assert time.monotonic() < deadline, "jobs were never submitted"
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    before = stats(base_url)
+    second = subprocess.run(command, env=prefect_env(), capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    after = stats(base_url)
+    assert after["accepted"] == before["accepted"] == 2
+    assert after["uploads"] == before["uploads"]
+    assert len(list((tmp_path / "out" / "resume").glob("resume.*.mp4"))) == 2
+
+
+async def test_batch_of_five_manifests_under_faults_finishes_with_each_job_accepted_once(
+    demo_root: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "inbox"
+    for i in range(5):
+        copy_demo(demo_root, folder / f"m{i}", name=f"batch-{i}")
+    with run_emulator(
+        latency=0.5, seed=7, http_error_rate=0.15, drop_rate=0.05, lose_submit_rate=0.2, task_error_rate=0.0
+    ) as base_url:
+        result = await localize_batch(
+            folder=str(folder),
+            out_dir=str(tmp_path / "out"),
+            pattern="manifest.yaml",
+            base_url=str(base_url),
+            max_concurrent_manifests=3,
+            settings=LipsyncSettings(concurrency=4),
+            quality_policy="warn",
+        )
+        counters = base_url.stats()
+    assert len(result.done) == 5 and not result.failed
+    assert counters["accepted"] == 10 and counters["distinct_task_uuids"] >= 10
+    outputs = sorted((tmp_path / "out").glob("batch-*/batch-*.*.mp4"))
+    assert len(outputs) == 10
+    again = await localize_batch(folder=str(folder), out_dir=str(tmp_path / "out"), pattern="manifest.yaml")
+    assert len(again.skipped) == 5 and not again.done
+
+
+async def test_api_key_appears_nowhere_in_logs_artifacts_results_or_database(
+    demo_root: Path, tmp_path: Path, prefect_caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = copy_demo(demo_root, tmp_path / "secret", name="secret")
+    with run_emulator(latency=0.3, api_key=SECRET_KEY) as base_url:
+        creds = RunwareCredentials(api_key=SecretStr(SECRET_KEY), base_url=str(base_url))
+        state = await localize_video(
+            manifest=str(manifest), out_dir=str(tmp_path / "out"), credentials=creds, return_state=True
+        )
+    assert state.is_completed(), state.message
+    await asyncio.sleep(2)  # let the log and event workers flush to the server
+    logged = "\n".join(r.getMessage() for r in prefect_caplog.records)
+    assert SECRET_KEY not in logged
+    async with get_client() as client:
+        run_logs = await client.read_logs()
+        artifacts = await client.read_artifacts()
+        flow_run = await client.read_flow_run(state.state_details.flow_run_id)
+    assert SECRET_KEY not in json.dumps([log.message for log in run_logs])
+    assert SECRET_KEY not in json.dumps([a.model_dump(mode="json") for a in artifacts])
+    assert SECRET_KEY not in json.dumps(flow_run.model_dump(mode="json"))
+    home = Path(str(PREFECT_HOME.value()))
+    needle = SECRET_KEY.encode()
+    for path in [*home.rglob("*"), *Path(str(PREFECT_LOCAL_STORAGE_PATH.value())).rglob("*")]:
+        if path.is_file():
+            assert needle not in path.read_bytes(), f"the key leaked into {path}"
+    for db in home.rglob("*.db"):
+        with sqlite3.connect(db) as conn:
+            dump = "\n".join(conn.iterdump())
+        assert SECRET_KEY not in dump
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert needle not in path.read_bytes()

@@ -238,6 +238,7 @@ def receiver() -> Iterator[Receiver]:
 
     app = Starlette(routes=[Route("/{path:path}", record, methods=["POST", "PUT"])])
     sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)

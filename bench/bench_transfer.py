@@ -56,7 +56,7 @@ async def _worker(mode: str, url: str, path: Path, media_url: str | None) -> dic
                         "operation": "upload",
                         "media": base64.b64encode(path.read_bytes()).decode(),
                     }
-                ]  # fmt: skip
+                ]
             )
             r = await http.post(url, content=body, headers={"Authorization": f"Bearer {KEY}"})
             out = r.json()["data"][0]["mediaURL"]
@@ -103,7 +103,7 @@ def main() -> None:
             "import sys\nfrom prefect_lipsync.emulator import run_emulator\n"
             f"with run_emulator(storage_dir={str(work / 'emu')!r}) as url:\n"
             "    print(url, flush=True)\n    sys.stdin.read()",
-        ],  # fmt: skip
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

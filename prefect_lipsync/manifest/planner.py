@@ -129,6 +129,7 @@ class _Job:
     warnings: list[str] = field(default_factory=list)
     dropped: list[DroppedLine] = field(default_factory=list)
     ops: list[PlannedAudioOp] = field(default_factory=list)
+    op_paths: set[str] = field(default_factory=set)
 
     def drop(self, slot_or_line: _Slot | PlanLine, reason: str) -> None:
         ids = slot_or_line.ids if isinstance(slot_or_line, _Slot) else [slot_or_line.id]
@@ -621,7 +622,8 @@ class _Planner:
             key = op.content_key(self.hash_fn(slot.audio_ref))
             path = self.ops_dir / op_output_name(key)
             audio_uri = path.as_uri()
-            if all(p.output_path != str(path) for p in job.ops):
+            if str(path) not in job.op_paths:  # two slots may need the very same audio
+                job.op_paths.add(str(path))
                 job.ops.append(
                     PlannedAudioOp(
                         op=op, content_key=key, output_path=str(path), output_uri=audio_uri, line_ids=slot.ids

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -484,11 +485,15 @@ class Emulator:
         for attempt in range(self.config.webhook_retries):
             try:
                 if file is not None:
+                    # Streamed with a Content-Length: presigned storage URLs refuse chunked uploads.
                     response = await self.http.request(
                         method,
                         url,
-                        content=file.read_bytes(),
-                        headers={"Content-Type": "application/octet-stream"},
+                        content=_file_chunks(file),
+                        headers={
+                            "Content-Type": "application/octet-stream",
+                            "Content-Length": str(file.stat().st_size),
+                        },
                     )
                 else:
                     response = await self.http.request(method, url, json=json_body)
@@ -501,6 +506,12 @@ class Emulator:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 8.0)
         self.stats.bump("webhook_failures")
+
+
+async def _file_chunks(path: Path, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := await anyio.to_thread.run_sync(fh.read, size):
+            yield chunk
 
 
 def _ref_paths(request: Sync3Request) -> list[tuple[str, str]]:

@@ -222,12 +222,17 @@ class Waiter:
         while self._watches:
             self._wakeup.clear()
             now = loop.time()
-            due = [w for w in self._watches.values() if w.next_poll_at <= now + self.policy.coalesce]
-            if not due:
-                sleep = min(w.next_poll_at for w in self._watches.values()) - now
+            earliest = min(w.next_poll_at for w in self._watches.values())
+            if earliest > now:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), max(sleep, 0.0))
+                    await asyncio.wait_for(self._wakeup.wait(), earliest - now)
                 continue
+            # Tasks nearly due ride along (within half their own interval): one POST, not two.
+            due = [
+                w
+                for w in self._watches.values()
+                if w.next_poll_at <= now + min(self.policy.coalesce, w.interval / 2)
+            ]
             try:
                 await self.poll_once([w.task_uuid for w in due])
             except Exception:  # keep polling the others; deadlines bound every waiter

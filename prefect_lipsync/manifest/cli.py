@@ -14,6 +14,16 @@ from prefect_lipsync.manifest.subtitles import SubtitleError
 from prefect_lipsync.media.errors import MediaError
 
 
+def _price(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite price of 0 or more USD per second, got {text}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     plan = subparsers.add_parser(
         "plan",
@@ -27,7 +37,7 @@ def register(subparsers: Any) -> None:
     )
     plan.add_argument(
         "--price-per-second",
-        type=float,
+        type=_price,
         default=DEFAULT_PRICE_PER_SECOND,
         metavar="USD",
         help=f"USD per output second for the cost ESTIMATE (default {DEFAULT_PRICE_PER_SECOND}; "

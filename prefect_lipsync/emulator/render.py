@@ -236,6 +236,8 @@ def build_command(
     audio = streams[0] if len(streams) == 1 else ffmpeg.concat(*streams, v=0, a=1)
     audio = _exact(audio, duration)
     crf = crf_for(output_format, quality)
+    # 4:2:0 needs even sizes; an odd-sized source keeps its size in 4:4:4 instead.
+    pix_fmt = "yuv420p" if source.width % 2 == 0 and source.height % 2 == 0 else "yuv444p"
     options: dict[str, Any] = {"t": f"{duration:.6f}", "map_metadata": -1}
     if output_format == "WEBM":
         options.update(
@@ -245,7 +247,7 @@ def build_command(
             **{"b:v": 0, "deadline": "realtime", "cpu-used": 8, "row-mt": 1},
             acodec="libopus",
             audio_bitrate="96k",
-            pix_fmt="yuv420p",
+            pix_fmt=pix_fmt,
         )
     else:
         options.update(
@@ -253,7 +255,7 @@ def build_command(
             vcodec="libx264",
             preset="veryfast",
             crf=crf,
-            pix_fmt="yuv420p",
+            pix_fmt=pix_fmt,
             acodec="aac",
             audio_bitrate="128k",
             movflags="+faststart",

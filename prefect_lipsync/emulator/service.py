@@ -109,7 +109,7 @@ class Emulator:
             "uploads": counts["uploads"],
             "upload_bytes": counts["upload_bytes"],
             "media_deleted": counts["media_deleted"],
-            "media_fetches": counts["media_fetches"],
+            "media_fetches": self.media.fetch_count,
             "renders": counts["renders"],
             "downloads": counts["downloads"],
             "download_bytes": counts["download_bytes"],
@@ -383,7 +383,6 @@ class Emulator:
         try:
             if isinstance(media, str) and media.startswith(("http://", "https://")):
                 stored = await self.media.save_url(media, self.http)
-                self.stats.bump("media_fetches")
             else:
                 stored = await anyio.to_thread.run_sync(self.media.save_base64, media)
         except (MediaDecodeError, MediaRefError) as exc:

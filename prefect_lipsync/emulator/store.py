@@ -71,6 +71,7 @@ class MediaStore:
         self._by_url: dict[str, Path] = {}
         self._fetch_locks: dict[str, asyncio.Lock] = {}
         self._fetch_timeout = fetch_timeout
+        self.fetch_count = 0
 
     def clear(self) -> None:
         for media in self._by_uuid.values():
@@ -79,6 +80,7 @@ class MediaStore:
             path.unlink(missing_ok=True)
         self._by_uuid.clear()
         self._by_url.clear()
+        self.fetch_count = 0
 
     def save_base64(self, value: str | SpilledString) -> StoredMedia:
         """Decode an upload to disk (called in a worker thread: it may be hundreds of MB)."""
@@ -164,6 +166,7 @@ class MediaStore:
                 tmp.unlink(missing_ok=True)
                 raise
             self._by_url[url] = final
+            self.fetch_count += 1
             return final
 
 

@@ -491,3 +491,34 @@ def test_stats_count_requests_by_task_type_and_reset_clears_them(emulator: Any, 
     api.http.post(f"{api.url.root_url}/_emulator/reset")
     assert api.stats()["http_requests"] == 0
     assert codes(api.poll(task_uuid).json()) == ["taskNotFound"]
+
+
+def test_http_media_urls_in_a_request_are_fetched_once(emulator: Any, card: Path, tone880: Path) -> None:
+    origin = emulator()
+    video_url, audio_url = origin.upload(card)["mediaURL"], origin.upload(tone880)["mediaURL"]
+    api = emulator(latency=0)
+    for text in ("a", "b"):
+        answer = api.submit(
+            inputs={"video": video_url, "audio": audio_url},
+            settings={"syncMode": text == "a" and "silence" or "remap"},
+        )
+        assert answer.status_code == 200, answer.text
+    assert api.stats()["media_fetches"] == 2
+
+
+def test_nsfw_by_task_uuid_and_by_rate(emulator: Any, card: Path) -> None:
+    flagged_uuid = str(uuid.uuid4())
+    api = emulator(latency=0, nsfw_task_uuids=[flagged_uuid])
+    video = api.upload(card)["mediaUUID"]
+    task = {
+        "taskType": "videoInference",
+        "model": "sync:3@0",
+        "inputs": {"video": video},
+        "speech": {"text": "x"},
+    }
+    assert api.post([{**task, "taskUUID": flagged_uuid}]).status_code == 200
+    assert api.wait(flagged_uuid)[0]["NSFWContent"] is True
+    assert api.run(inputs={"video": video}, speech={"text": "y"})[0]["NSFWContent"] is False
+    always = emulator(latency=0, nsfw_rate=1.0)
+    video = always.upload(card)["mediaUUID"]
+    assert always.run(inputs={"video": video}, speech={"text": "z"})[0]["NSFWContent"] is True

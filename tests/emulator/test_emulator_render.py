@@ -296,3 +296,27 @@ def test_lower_output_quality_gives_a_smaller_file(tmp_path: Path, card: Path, t
         for q in (20, 99)
     ]
     assert sizes[0] < sizes[1]
+
+
+def test_an_odd_sized_source_keeps_its_size(
+    tmp_path: Path, tone880: Path, ffprobe: Callable[[Path], dict[str, Any]]
+) -> None:
+    from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+
+    odd = tmp_path / "odd.mp4"
+    run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=161x91:rate=30:duration=2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ]
+        + ["-pix_fmt", "yuv444p", str(odd)]
+    )
+    out = do_render(tmp_path, odd, request(inputs={"video": VIDEO_UUID, "audio": AUDIO_URL}), audio=tone880)
+    video = streams(ffprobe(out), "video")[0]
+    assert (video["width"], video["height"], video["r_frame_rate"]) == (161, 91, "30/1")

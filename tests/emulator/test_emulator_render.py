@@ -304,18 +304,21 @@ def test_an_odd_sized_source_keeps_its_size(
     from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
 
     odd = tmp_path / "odd.mp4"
+    source = "testsrc=size=161x91:rate=30:duration=2"
     run_ffmpeg(
         [
             "-f",
             "lavfi",
             "-i",
-            "testsrc=size=161x91:rate=30:duration=2",
+            source,
             "-c:v",
             "libx264",
             "-preset",
             "ultrafast",
+            "-pix_fmt",
+            "yuv444p",
+            str(odd),
         ]
-        + ["-pix_fmt", "yuv444p", str(odd)]
     )
     out = do_render(tmp_path, odd, request(inputs={"video": VIDEO_UUID, "audio": AUDIO_URL}), audio=tone880)
     video = streams(ffprobe(out), "video")[0]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+from prefect_lipsync.quality.frames import Frame, frame_time
 from prefect_lipsync.quality.models import QualityThresholds, TimeRange
 
 PCM_RATE = 16000
@@ -37,6 +39,8 @@ class Findings:
     errors: list[str] = field(default_factory=list)
     decoded_until: float | None = None
     pcm16k: npt.NDArray[np.float32] | None = None
+    frames: list[Frame] = field(default_factory=list)
+    reference_frames: list[Frame] = field(default_factory=list)
 
 
 def _float(text: str) -> float:
@@ -88,6 +92,27 @@ def parse_filter_log(stderr: str) -> Findings:
     return found
 
 
+@dataclass(frozen=True)
+class FrameGrab:
+    """Gray frames to keep from the analysis pass, at `times`, from the file and from `reference`.
+
+    The reference (the source) is decoded in the same run, so the checked file is decoded once
+    and no seek replays a group of pictures.
+    """
+
+    times: tuple[float, ...]
+    fps: Fraction
+    size: tuple[int, int]
+    reference: Path
+    folder: Path
+
+    def select(self) -> str:
+        # One frame per time: the one shown at `t` (a window one frame long, from half a frame before it).
+        terms = [f"between(t,{frame_time(t, self.fps):.6f},{frame_time(t, self.fps) + float(1 / self.fps) - 1e-4:.6f})"
+                 for t in self.times]
+        return "select='" + "+".join(terms) + "'"
+
+
 def analysis_args(
     path: Path,
     *,
@@ -95,17 +120,30 @@ def analysis_args(
     audio: bool,
     pcm: bool,
     thresholds: QualityThresholds,
+    grab: FrameGrab | None = None,
 ) -> list[str]:
     """The ffmpeg arguments of the single analysis pass (built in this one place)."""
     t = thresholds
     graph: list[str] = []
     maps: list[str] = []
+    extra_outputs: list[str] = []
+    inputs = ["-i", str(path)]
     if video:
-        graph.append(
+        detect = (
             f"[0:v:0]blackdetect=d={t.black_min_s:g}:pix_th={t.black_pixel_threshold:g},"
-            f"freezedetect=n={t.freeze_noise_db:g}dB:d={t.freeze_min_s:g}[vout]"
+            f"freezedetect=n={t.freeze_noise_db:g}dB:d={t.freeze_min_s:g}"
         )
-        maps += ["-map", "[vout]"]
+        if grab is None:
+            graph.append(detect + "[vout]")
+            maps += ["-map", "[vout]"]
+        else:
+            # The detectors see every frame; only the chosen ones go on to a file.
+            graph.append(f"{detect},{grab.select()},format=gray[vgrab]")
+            graph.append(f"[1:v:0]{grab.select()},format=gray[rgrab]")
+            inputs += ["-i", str(grab.reference)]
+            for label, name in (("vgrab", "output.gray"), ("rgrab", "reference.gray")):
+                extra_outputs += ["-map", f"[{label}]", "-fps_mode", "passthrough", "-f", "rawvideo",
+                                  "-y", str(grab.folder / name)]
     if audio:
         measure = (
             f"volumedetect,silencedetect=noise={t.silence_noise_db:g}dB:d={t.silence_min_s:g},"
@@ -117,10 +155,20 @@ def analysis_args(
         else:
             graph.append(f"[0:a:0]{measure}")
         maps += ["-map", "[aout]"]
-    args = ["-loglevel", "level+info", "-i", str(path), "-filter_complex", ";".join(graph), *maps, "-f", "null", "-"]
+    args = ["-loglevel", "level+info", *inputs, "-filter_complex", ";".join(graph)]
+    if maps:
+        args += [*maps, "-f", "null", "-"]
+    args += extra_outputs
     if audio and pcm:
         args += ["-map", "[apcmout]", "-f", "s16le", "pipe:1"]
     return args
+
+
+def _read_gray(path: Path, size: tuple[int, int]) -> list[Frame]:
+    width, height = size
+    data = path.read_bytes() if path.exists() else b""
+    count = len(data) // (width * height)
+    return list(np.frombuffer(data[: count * width * height], dtype=np.uint8).reshape(count, height, width))
 
 
 def analyze(
@@ -130,16 +178,23 @@ def analyze(
     audio: bool = True,
     pcm: bool = False,
     thresholds: QualityThresholds | None = None,
+    grab: FrameGrab | None = None,
     timeout: float = 600.0,
 ) -> Findings:
-    """Decode `path` once through all analysis filters; `pcm` also returns its audio as 16 kHz mono."""
+    """Decode `path` once through all analysis filters; `pcm` also returns its audio as 16 kHz mono,
+    `grab` also the frames at chosen times of it and of a reference file."""
     if not video and not audio:
         return Findings()
-    args = analysis_args(path, video=video, audio=audio, pcm=pcm, thresholds=thresholds or QualityThresholds())
+    grab = grab if video else None
+    args = analysis_args(path, video=video, audio=audio, pcm=pcm, thresholds=thresholds or QualityThresholds(),
+                         grab=grab)
     completed = run_ffmpeg(args, timeout=timeout, path=path)
     found = parse_filter_log(completed.stderr.decode("utf-8", "replace"))
     if audio and pcm:
         found.pcm16k = pcm_to_float(completed.stdout)
+    if grab is not None:
+        found.frames = _read_gray(grab.folder / "output.gray", grab.size)
+        found.reference_frames = _read_gray(grab.folder / "reference.gray", grab.size)
     return found
 
 

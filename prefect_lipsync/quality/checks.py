@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect_lipsync.media.errors import MediaError
-from prefect_lipsync.quality.analysis import PCM_RATE, Findings, analyze
+from prefect_lipsync.quality.analysis import PCM_RATE, Findings, FrameGrab, analyze
 from prefect_lipsync.quality.avsync import Signal, decode_pcm16k, measure_offset
-from prefect_lipsync.quality.frames import sample_frames
+from prefect_lipsync.quality.frames import Frame, sample_frames
 from prefect_lipsync.quality.models import CheckResult, QualityReport, QualityThresholds, TimeRange
 from prefect_lipsync.quality.payload import (
     LocalMedia,
@@ -146,12 +146,16 @@ def _audio_level_check(found: Findings, t: QualityThresholds) -> CheckResult:
 
 
 def _speech_check(
-    found: Findings, segments: list[PlannedSegment], duration: float, t: QualityThresholds
+    found: Findings, segments: list[PlannedSegment], duration: float, t: QualityThresholds,
+    audio_seconds: Mapping[str, float],
 ) -> CheckResult:
     gaps: list[TimeRange] = []
     for seg in segments:
         # Only where submitted audio plays: a segment longer than its audio may end in silence.
-        start, end = seg.start, seg.start + seg.audio_length()
+        length = seg.audio_length()
+        if seg.audio_ref in audio_seconds:
+            length = min(length, max(0.0, audio_seconds[seg.audio_ref] - seg.audio_start))
+        start, end = seg.start, seg.start + length
         for silence in found.silence:
             lo, hi = max(start, silence.start), min(end, silence.end_or(duration))
             if hi - lo > t.silence_min_s:
@@ -191,26 +195,37 @@ def _loudness_checks(found: Findings, t: QualityThresholds) -> list[CheckResult]
     ]
 
 
+def _submitted_audio(
+    segments: list[PlannedSegment], local_media: LocalMedia | None, notes: list[str], timeout: float
+) -> dict[str, Signal]:
+    """Each local audio file the segments use, as 16 kHz mono, by its reference in the request."""
+    decoded: dict[str, Signal] = {}
+    for ref in dict.fromkeys(seg.audio_ref for seg in segments):
+        path = resolve_media(ref, local_media)
+        if path is None or not path.is_file():
+            notes.append(f"A/V offset not measured where {ref[:80]} plays: it is not a local file.")
+            continue
+        try:
+            decoded[ref] = decode_pcm16k(path, timeout=timeout)
+        except MediaError as exc:
+            notes.append(f"A/V offset not measured where {path.name} plays: it does not decode ({exc.message}).")
+    return decoded
+
+
 def _av_offset_check(
     output_pcm: Signal,
     segments: list[PlannedSegment],
-    local_media: LocalMedia | None,
+    submitted: Mapping[str, Signal],
     frame_s: float,
     t: QualityThresholds,
     notes: list[str],
-    timeout: float,
 ) -> CheckResult | None:
-    decoded: dict[Path, Signal] = {}
     measured: list[tuple[PlannedSegment, float]] = []
     for seg in segments:
-        path = resolve_media(seg.audio_ref, local_media)
-        if path is None or not path.is_file():
-            notes.append(f"A/V offset of {seg.label} not measured: its audio is not a local file.")
+        if seg.audio_ref not in submitted:
             continue
-        if path not in decoded:
-            decoded[path] = decode_pcm16k(path, timeout=timeout)
         start = round(seg.audio_start * PCM_RATE)
-        reference = decoded[path][start : start + round(seg.audio_length() * PCM_RATE)]
+        reference = submitted[seg.audio_ref][start : start + round(seg.audio_length() * PCM_RATE)]
         measure = measure_offset(reference, output_pcm, planned_start_s=seg.start, search_s=t.av_search_s)
         if measure is None or measure.correlation < t.av_min_correlation:
             notes.append(f"A/V offset of {seg.label} not measured: the submitted audio is not found in the output.")
@@ -270,14 +285,9 @@ def _sample_times(segments: list[PlannedSegment], duration: float, limit: int) -
 
 
 def _region_checks(
-    output: Path, source: Path, out: StreamFacts, src: StreamFacts, segments: list[PlannedSegment],
-    face_box: Box, mouth_box: Box | None, lipsync_expected: bool, t: QualityThresholds, timeout: float,
+    times: list[float], src_frames: list[Frame], out_frames: list[Frame], segments: list[PlannedSegment],
+    face_box: Box, mouth_box: Box | None, lipsync_expected: bool, t: QualityThresholds,
 ) -> list[CheckResult]:
-    assert src.width and src.height and src.fps
-    times = _sample_times(segments, min(out.duration, src.duration), t.ssim_samples_max)
-    size = (src.width, src.height)
-    out_frames = sample_frames(output, times, size=size, fps=src.fps, timeout=timeout)
-    src_frames = sample_frames(source, times, size=size, fps=src.fps, timeout=timeout)
     pairs = list(zip(times, src_frames, out_frames, strict=False))
     if not pairs:
         return []
@@ -389,19 +399,44 @@ def check_output(
     if not has_audio:
         notes.append("Audio checks did not run: the output has no audio stream.")
     segments = planned_segments(request_payload, src.duration) if request_payload else []
-    found = analyze(output, video=out.video_count > 0, audio=has_audio, pcm=has_audio and bool(segments),
-                    thresholds=t, timeout=timeout)
+    region = (
+        face_box is not None and out.video_count > 0 and src.fps is not None and src.width is not None
+        and src.height is not None and (out.width, out.height) == (src.width, src.height)
+    )
+    times = _sample_times(segments, min(out.duration, src.duration), t.ssim_samples_max) if region else []
+    with tempfile.TemporaryDirectory(prefix="lipsync-check-") as folder:
+        grab = None
+        if region and src.fps and src.width and src.height:
+            grab = FrameGrab(times=tuple(times), fps=src.fps, size=(src.width, src.height), reference=source,
+                             folder=Path(folder))
+        found = analyze(output, video=out.video_count > 0, audio=has_audio, pcm=has_audio and bool(segments),
+                        thresholds=t, grab=grab, timeout=timeout)
+        if grab is not None and found.errors:
+            # Errors may be the source's (decoded in the same run): decode the output alone to know.
+            frames, reference_frames = found.frames, found.reference_frames
+            found = analyze(output, video=True, audio=has_audio, pcm=has_audio and bool(segments),
+                            thresholds=t, timeout=timeout)
+            found.frames, found.reference_frames = frames, reference_frames
+    if region and src.fps and src.width and src.height and (
+        len(found.frames) != len(times) or len(found.reference_frames) != len(times)
+    ):
+        # A variable frame rate can select more or fewer frames than asked: seek to each instead.
+        size = (src.width, src.height)
+        found.frames = sample_frames(output, times, size=size, fps=src.fps, timeout=timeout)
+        found.reference_frames = sample_frames(source, times, size=size, fps=src.fps, timeout=timeout)
     checks.insert(1, _decode_check(found, out, t))
 
     if has_audio:
+        submitted = _submitted_audio(segments, local_media, notes, timeout) if segments else {}
         checks.append(_audio_level_check(found, t))
         if segments:
-            checks.append(_speech_check(found, segments, out.duration, t))
+            seconds = {ref: pcm.size / PCM_RATE for ref, pcm in submitted.items()}
+            checks.append(_speech_check(found, segments, out.duration, t, seconds))
         else:
             notes.append("Speech-in-segments and A/V offset did not run: no request with audio segments was given.")
         checks.extend(_loudness_checks(found, t))
         if segments and found.pcm16k is not None:
-            av = _av_offset_check(found.pcm16k, segments, local_media, src.frame_s, t, notes, timeout)
+            av = _av_offset_check(found.pcm16k, segments, submitted, src.frame_s, t, notes)
             if av is not None:
                 checks.append(av)
 
@@ -415,12 +450,11 @@ def check_output(
         # A black stretch is also a frozen one: report it once, as black.
         checks.append(_stretch_check("frozen_frames", "frozen", found.freeze, source_found.freeze + found.black,
                                      out.duration, src.duration, t))
-        if face_box is not None:
-            if (out.width, out.height) == (src.width, src.height) and src.fps:
-                checks.extend(_region_checks(output, source, out, src, segments, face_box, mouth_box,
-                                             lipsync_expected, t, timeout))
-            else:
-                notes.append("Face-region checks did not run: the output's size differs from the source's.")
+        if region and face_box is not None:
+            checks.extend(_region_checks(times, found.reference_frames, found.frames, segments, face_box,
+                                         mouth_box, lipsync_expected, t))
+        elif face_box is not None:
+            notes.append("Face-region checks did not run: the output's size differs from the source's.")
         else:
             notes.append("Face-region checks did not run: no face box was given.")
     checks.append(safety)

@@ -52,7 +52,8 @@ def sample_frames(
     chains = [f"[{i}:v:0]trim=end_frame=1,setpts=PTS-STARTPTS{scale},format={pix_fmt}[f{i}]" for i in range(len(times))]
     inputs = "".join(f"[f{i}]" for i in range(len(times)))
     graph = ";".join([*chains, f"{inputs}concat=n={len(times)}:v=1:a=0[out]"])
-    args += ["-filter_complex", graph, "-map", "[out]", "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
+    args += ["-filter_complex", graph, "-map", "[out]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt,
+             "pipe:1"]
     data = run_ffmpeg(args, timeout=timeout, path=path).stdout
     frame_bytes = out_w * out_h * channels
     count = len(data) // frame_bytes

@@ -175,3 +175,20 @@ def _python() -> str:
     import sys
 
     return sys.executable
+
+
+def test_frames_kept_from_the_analysis_pass_are_the_frames_a_seek_returns(scenario: Scenario, tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    import numpy as np
+
+    from prefect_lipsync.quality.analysis import FrameGrab, analyze
+    from prefect_lipsync.quality.frames import sample_frames
+
+    times = (0.3, 1.15, 3.49, 4.9)
+    grab = FrameGrab(times=times, fps=Fraction(25), size=SIZE, reference=scenario.source, folder=tmp_path)
+    found = analyze(scenario.clean, audio=False, grab=grab)
+    sought = sample_frames(scenario.source, times, size=SIZE, fps=Fraction(25))
+    assert len(found.frames) == len(found.reference_frames) == len(sought) == len(times)
+    for kept, seek in zip(found.reference_frames, sought, strict=True):
+        assert np.array_equal(kept, seek)

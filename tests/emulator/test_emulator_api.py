@@ -519,3 +519,44 @@ def test_nsfw_by_task_uuid_and_by_rate(emulator: Any, card: Path) -> None:
     always = emulator(latency=0, nsfw_rate=1.0)
     video = always.upload(card)["mediaUUID"]
     assert always.run(inputs={"video": video}, speech={"text": "z"})[0]["NSFWContent"] is True
+
+
+@pytest.mark.slow
+def test_rendering_does_not_block_other_requests(emulator: Any, tmp_path: Path) -> None:
+    from prefect_lipsync.media.synth import make_talking_card
+
+    long_card = make_talking_card(tmp_path / "long.mp4", duration=12, size=(320, 180))
+    api = emulator(latency=0)
+    video = api.upload(long_card)["mediaUUID"]
+    item = api.run(inputs={"video": video}, speech={"text": "slow render"}, outputFormat="WEBM")[0]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        download = pool.submit(httpx.get, item["videoURL"], timeout=120)
+        time.sleep(0.1)
+        latencies = []
+        while not download.done():
+            started = time.monotonic()
+            assert api.poll(item["taskUUID"]).status_code == 200
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.05)
+        assert download.result().status_code == 200
+    assert len(latencies) >= 3, "the render finished too fast to tell"
+    assert max(latencies) < 0.5, latencies
+
+
+def test_webhook_body_can_be_a_data_envelope_and_failures_are_posted(
+    emulator: Any, card: Path, receiver: Any
+) -> None:
+    api = emulator(latency=0, webhook_shape="data")
+    video = api.upload(card)["mediaUUID"]
+    api.submit(inputs={"video": video}, speech={"text": "x"}, webhookURL=f"{receiver.url}/ok")
+    body = json.loads(receiver.wait_for("POST", 1)[0][2])
+    assert body["data"][0]["status"] == "success"
+    failing = emulator(latency=0, task_error_rate=1.0, seed=0)
+    video = failing.upload(card)["mediaUUID"]
+    for text in "ab":  # seed 0: one failure in each shape
+        failing.submit(inputs={"video": video}, speech={"text": text}, webhookURL=f"{receiver.url}/fail")
+    bodies = [json.loads(c[2]) for c in receiver.wait_for("POST", 3)[1:]]
+    shapes = {"errors" if "errors" in b else "data" for b in bodies}
+    assert shapes == {"errors", "data"}
+    codes_seen = [b["errors"][0]["code"] if "errors" in b else b["error"]["code"] for b in bodies]
+    assert codes_seen == ["timeoutProvider"] * 2

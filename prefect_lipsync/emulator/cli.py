@@ -65,10 +65,30 @@ def register(subparsers: Any) -> None:
         metavar="R",
         help="Share of results whose first download answers 422/502.",
     )
+    parser.add_argument(
+        "--empty-ack-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="Share of ACKs with an empty data list.",
+    )
+    parser.add_argument(
+        "--statusless-success-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="Share of tasks whose finished items have no status field.",
+    )
     parser.add_argument("--api-key", default=None, help="Accept only this key (default: any non-empty key).")
     parser.add_argument("--price-per-second", type=float, default=DEFAULT_PRICE_PER_SECOND, metavar="USD")
     parser.add_argument(
-        "--credits", type=float, default=None, metavar="USD", help="Account balance (default unlimited)."
+        "--credits-usd",
+        "--credits",
+        dest="credits_usd",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="Account balance (default unlimited).",
     )
     parser.add_argument(
         "--nsfw-rule",
@@ -85,7 +105,13 @@ def register(subparsers: Any) -> None:
         "--reject-batch-polls", action="store_true", help="Answer 400 to several getResponse per POST."
     )
     parser.add_argument(
-        "--rate-limit", type=float, default=None, metavar="PER_SECOND", help="429 above this rate."
+        "--rate-limit-per-second",
+        "--rate-limit",
+        dest="rate_limit_per_second",
+        type=float,
+        default=None,
+        metavar="PER_SECOND",
+        help="429 above this rate.",
     )
     parser.add_argument("--webhook-shape", choices=("flat", "data"), default="flat")
     parser.set_defaults(handler=_run)
@@ -123,13 +149,15 @@ def _run(args: argparse.Namespace) -> int:
             slow_rate=args.slow_rate,
             slow_seconds=args.slow_seconds,
             download_error_rate=args.download_error_rate,
+            empty_ack_rate=args.empty_ack_rate,
+            statusless_success_rate=args.statusless_success_rate,
             api_key=args.api_key,
             price_per_second=args.price_per_second,
-            credits_usd=args.credits,
+            credits_usd=args.credits_usd,
             storage_dir=args.storage_dir,
             ttl=args.ttl,
             reject_batch_polls=args.reject_batch_polls,
-            rate_limit_per_second=args.rate_limit,
+            rate_limit_per_second=args.rate_limit_per_second,
             webhook_shape=args.webhook_shape,
             **_nsfw_options(args.nsfw_rule),
         )

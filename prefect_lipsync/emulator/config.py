@@ -31,6 +31,10 @@ class EmulatorConfig:
     """Share of /v1 POSTs answered only after `slow_seconds`."""
     slow_seconds: float = 1.0
     download_error_rate: float = 0.0
+    empty_ack_rate: float = 0.0
+    """Share of accepted tasks whose ACK has an empty `data` (the service does this sometimes)."""
+    statusless_success_rate: float = 0.0
+    """Share of tasks whose finished items carry no `status` (a videoURL says it is done)."""
     """Share of results whose first download answers 422 or 502 (as the service does right after success)."""
     api_key: str | None = None
     """Exactly this key is accepted; None accepts any non-empty key."""
@@ -65,6 +69,8 @@ class EmulatorConfig:
             "task_error_rate",
             "slow_rate",
             "download_error_rate",
+            "empty_ack_rate",
+            "statusless_success_rate",
             "nsfw_rate",
         ):
             value = getattr(self, name)

@@ -68,6 +68,7 @@ class Faults:
         self._download = random.Random(f"{seed}/download")
         self._nsfw = random.Random(f"{seed}/nsfw")
         self._seeds = random.Random(f"{seed}/seeds")
+        self._quirks = random.Random(f"{seed}/quirks")
         self._window_start = 0.0
         self._window_count = 0
 
@@ -100,6 +101,12 @@ class Faults:
         if not self._hit(self._download, self.config.download_error_rate):
             return None
         return self._download.choice((422, 502))
+
+    def empty_ack(self) -> bool:
+        return self._hit(self._quirks, self.config.empty_ack_rate)
+
+    def statusless_success(self) -> bool:
+        return self._hit(self._quirks, self.config.statusless_success_rate)
 
     def nsfw(self) -> bool:
         return self._hit(self._nsfw, self.config.nsfw_rate)

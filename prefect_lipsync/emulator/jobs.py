@@ -91,6 +91,7 @@ class Job:
     output: Path | None = None  # set once rendered (all results of a job share one rendering)
     render_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     expired: bool = False
+    statusless: bool = False  # finished items leave out `status`, as the service may
 
     @property
     def ext(self) -> str:
@@ -127,6 +128,8 @@ class Job:
             "seed": result.seed,
             "NSFWContent": result.nsfw,
         }
+        if self.statusless:
+            del item["status"]
         if self.request.include_cost:
             item["cost"] = self.cost_per_result
         item["emulated"] = True

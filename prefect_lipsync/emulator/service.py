@@ -298,6 +298,7 @@ class Emulator:
             cost_per_result=cost,
             ttl=request.ttl or self.config.ttl,
             outputs_url=outputs_url,
+            statusless=self.faults.statusless_success(),
         )
         self.jobs[task_uuid] = job
         for result in results:
@@ -307,7 +308,8 @@ class Emulator:
         answer.accepted += 1
         if failure_shape:
             self.stats.bump("fault_task_errors")
-        answer.data.append({"taskType": TASK_TYPE, "taskUUID": task_uuid})
+        if not self.faults.empty_ack():
+            answer.data.append({"taskType": TASK_TYPE, "taskUUID": task_uuid})
         if request.webhook_url or request.upload_endpoint:
             self._spawn(self._deliver(job))
 

@@ -560,3 +560,19 @@ def test_webhook_body_can_be_a_data_envelope_and_failures_are_posted(
     assert shapes == {"errors", "data"}
     codes_seen = [b["errors"][0]["code"] if "errors" in b else b["error"]["code"] for b in bodies]
     assert codes_seen == ["timeoutProvider"] * 2
+
+
+def test_looser_service_shapes_can_be_turned_on(emulator: Any, card: Path) -> None:
+    api = emulator(latency=0, empty_ack_rate=1.0, statusless_success_rate=1.0)
+    video = api.upload(card)["mediaUUID"]
+    task_uuid = str(uuid.uuid4())
+    task = {
+        "taskType": "videoInference",
+        "taskUUID": task_uuid,
+        "model": "sync:3@0",
+        "inputs": {"video": video},
+    }
+    ack = api.post([{**task, "speech": {"text": "x"}}])
+    assert ack.status_code == 200 and ack.json() == {"data": []}
+    item = api.poll(task_uuid).json()["data"][0]
+    assert "status" not in item and item["videoURL"] and item["taskUUID"] == task_uuid

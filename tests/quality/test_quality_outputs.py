@@ -141,6 +141,7 @@ def test_asked_for_content_check_without_a_flag_warns(scenario: Scenario) -> Non
     assert report.not_passed() == {"content_safety"} and report.verdict == "warn"
 
 
+@pytest.mark.slow
 def test_cli_prints_json_and_exits_non_zero_on_fail(scenario: Scenario, broken: Broken, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"jobs": [{"language": "es", "request": scenario.payload, "warnings": []}],

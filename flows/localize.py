@@ -11,10 +11,11 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.flow_runs import pause_flow_run
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import apause_flow_run
 from prefect.input import RunInput
 from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.blocks.settings import LipsyncSettings
@@ -198,7 +199,7 @@ async def _apply_quality_policy(result: LocalizeResult, policy: QualityPolicy, t
         )
     logger.warning("Quality checks failed; waiting up to %s s for a reviewer:\n%s", timeout_s, findings)
     try:
-        decision = await pause_flow_run(  # type: ignore[misc]
+        decision = await apause_flow_run(
             wait_for_input=QualityApproval.with_initial_data(
                 description=f"## Quality findings\n\n{findings}\n\nApprove to deliver these outputs anyway.",
                 approved=False,
@@ -206,7 +207,8 @@ async def _apply_quality_policy(result: LocalizeResult, policy: QualityPolicy, t
             timeout=timeout_s,
             poll_interval=2,
         )
-    except Exception as exc:  # a pause that times out fails the run: that is a rejection
+    except FlowPauseTimeout as exc:  # nobody decided in time: that is a rejection
+        logger.error("No reviewer decision within %s s: outputs rejected.", timeout_s)
         raise QualityRejected(f"No reviewer decision within {timeout_s} s: outputs rejected.") from exc
     if not decision.approved:
         raise QualityRejected(
@@ -256,7 +258,7 @@ async def localize_batch(
     folder: str,
     out_dir: str = "lipsync-output",
     pattern: str = "*.yaml",
-    max_concurrent_manifests: int = Field(default=2, ge=1, le=32),
+    max_concurrent_manifests: Annotated[int, Field(ge=1, le=32)] = 2,
     credentials: RunwareCredentials | None = None,
     settings: LipsyncSettings | None = None,
     base_url: str | None = None,
@@ -324,3 +326,135 @@ def _batch_done(result: BatchResult) -> BatchResult:
             + "; ".join(f"{k}: {v}" for k, v in result.failed.items())
         )
     return result
+
+
+# --------------------------------------------------------------------------- one video
+
+
+class SegmentInput(BaseModel):
+    """One stretch of the video and the audio that plays there."""
+
+    start: float = Field(ge=0, description="Start in the video, seconds.")
+    end: float = Field(gt=0, description="End in the video, seconds.")
+    audio: str = Field(description="Audio file (path or URL) for this stretch.")
+    audio_start: float | None = Field(default=None, ge=0, description="Start within the audio file, seconds.")
+    audio_end: float | None = Field(default=None, gt=0, description="End within the audio file, seconds.")
+
+
+class SpeechInput(BaseModel):
+    """Text the service speaks (TTS) over the whole video."""
+
+    text: str = Field(min_length=1, max_length=5000, description="What to say.")
+    voice: str = Field(default="auto", description="Voice identifier; `auto` lets the service choose.")
+
+
+@flow(name="lipsync-video", description="One video with one audio track, speech, or a list of segments.")
+async def lipsync_video(
+    video: str,
+    audio: str | None = None,
+    speech: SpeechInput | None = None,
+    segments: list[SegmentInput] | None = None,
+    out_dir: str = "lipsync-output",
+    name: str = "lipsync",
+    language: str = "dub",
+    sync_mode: Literal["bounce", "cut_off", "silence", "remap"] = "cut_off",
+    credentials: RunwareCredentials | None = None,
+    settings: LipsyncSettings | None = None,
+    base_url: str | None = None,
+    quality_policy: QualityPolicy = "fail",
+    approval_timeout_s: int = 3600,
+    rerun_nonce: str | None = None,
+) -> LanguageOutput:
+    """Lip-sync one video to exactly one of: an audio track, speech text, or a list of segments.
+
+    Args:
+        video: The source video (path or URL).
+        audio: A dub track for the whole video.
+        speech: Text for the service to speak over the whole video.
+        segments: Stretches of the video, each with its own audio file.
+        out_dir: Folder for the output; it gets a sub-folder named `name`.
+        name: Used in the output's file name.
+        language: Used in the output's file name.
+        sync_mode: What the service does when audio and video lengths differ.
+        credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
+        settings: Shared defaults (output format, safety, prices, quality thresholds).
+        base_url: Another Runware endpoint, such as an emulator started with `prefect-lipsync emulator`.
+        quality_policy: `fail` fails the run on a failed check, `warn` only reports, `ask` pauses for a person.
+        approval_timeout_s: With `ask`: how long to wait for a decision before rejecting.
+        rerun_nonce: Set to re-run (and pay for) a job already done once; leave empty to resume instead.
+    """
+    given = [k for k, v in (("audio", audio), ("speech", speech), ("segments", segments)) if v]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of audio, speech, segments (got {', '.join(given) or 'none'})")
+    out_root = Path(out_dir).resolve()
+    manifest = _write_single_manifest(
+        out_root / name / f"{name}.manifest.yaml",
+        video=video,
+        name=name,
+        language=language,
+        sync_mode=sync_mode,
+        audio=audio,
+        speech=speech,
+        segments=segments,
+    )
+    result = await localize_video.fn(
+        manifest=str(manifest),
+        out_dir=str(out_root),
+        credentials=credentials,
+        settings=settings,
+        base_url=base_url,
+        quality_policy=quality_policy,
+        approval_timeout_s=approval_timeout_s,
+        rerun_nonce=rerun_nonce,
+    )
+    return result.outputs[0]
+
+
+def _absolute(ref: str) -> str:
+    return ref if "://" in ref else str(Path(ref).expanduser().resolve())
+
+
+def _write_single_manifest(
+    path: Path,
+    *,
+    video: str,
+    name: str,
+    language: str,
+    sync_mode: str,
+    audio: str | None,
+    speech: SpeechInput | None,
+    segments: list[SegmentInput] | None,
+) -> Path:
+    """The one-video request as a manifest (kept next to the output as a record of what ran)."""
+    import yaml
+
+    spec: dict[str, Any]
+    if audio:
+        spec = {"audio": _absolute(audio)}
+    elif speech:
+        spec = {"speech": speech.model_dump()}
+    else:
+        lines = []
+        for i, seg in enumerate(segments or [], start=1):
+            line: dict[str, Any] = {
+                "id": f"s{i:03d}",
+                "start": seg.start,
+                "end": seg.end,
+                "audio": _absolute(seg.audio),
+            }
+            if seg.audio_start is not None:
+                line["audio_start"] = seg.audio_start
+            if seg.audio_end is not None:
+                line["audio_end"] = seg.audio_end
+            lines.append(line)
+        spec = {"lines": lines}
+    document = {
+        "version": 1,
+        "name": name,
+        "video": _absolute(video),
+        "defaults": {"sync_mode": sync_mode},
+        "languages": {language: spec},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return path

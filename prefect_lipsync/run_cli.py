@@ -68,7 +68,7 @@ def run_manifest(
     from prefect_lipsync.flows.localize import localize_video
 
     state = asyncio.run(
-        localize_video(  # type: ignore[call-overload]
+        localize_video(
             manifest=str(manifest),
             out_dir=str(out),
             languages=languages,

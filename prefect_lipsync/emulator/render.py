@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import ffmpeg
 
@@ -269,16 +270,13 @@ def whole_track_file(request: Sync3Request, audio: Path | None, workdir: Path, t
         return audio
     if request.speech is None:
         return None
-    spoken = workdir / f"speech-{os.getpid()}-{id(request)}.wav"
+    spoken = workdir / f"speech-{uuid.uuid4()}.wav"
     voice = request.speech.voice if request.speech.voice != "auto" else "en"
     try:
         return speak(request.speech.text, spoken, voice=voice, timeout=timeout)
     except MediaError:
         # An unknown voice name: espeak-ng's default voice says it all the same.
         return speak(request.speech.text, spoken, voice="en", timeout=timeout)
-
-
-RenderKind = Literal["segments", "track"]
 
 
 def render(

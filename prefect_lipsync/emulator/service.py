@@ -7,7 +7,7 @@ import contextlib
 import logging
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,7 +233,12 @@ class Emulator:
             self._claimed.discard(task_uuid)
 
     async def _accept(
-        self, request: Sync3Request, task_uuid: str, outputs_url: str, answer: Answer, reject: Any
+        self,
+        request: Sync3Request,
+        task_uuid: str,
+        outputs_url: str,
+        answer: Answer,
+        reject: Callable[[str, str, str | list[str] | None], None],
     ) -> None:
         assert self.http is not None
         resolved: dict[str, Path] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -49,11 +50,13 @@ def test_wheel_installed_into_a_fresh_venv_imports_from_another_directory(
     wheel: Path, tmp_path: Path
 ) -> None:
     venv = tmp_path / "venv"
-    # --system-site-packages reuses the pinned dependencies already installed, so this needs no
-    # network, while the package itself comes only from the wheel.
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
-    )
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # The pinned dependencies come from this test's own environment through a plain path entry
+    # (no network needed); a plain entry does not run that environment's editable-install hook,
+    # so the package itself can only come from the wheel.
+    deps = sysconfig.get_paths()["purelib"]
+    (site_packages,) = (venv / "lib").glob("python3*/site-packages")
+    (site_packages / "zz_test_dependencies.pth").write_text(deps + "\n")
     python = venv / "bin" / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],

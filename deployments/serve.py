@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from prefect import serve
+
 from prefect_lipsync.flows.localize import localize_batch, localize_video
 
 

@@ -7,8 +7,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prefect_lipsync.blocks.credentials import RunwareCredentials
 from pydantic import SecretStr
+
+from prefect_lipsync.blocks.credentials import RunwareCredentials
 
 OFFLINE_NOTICE = (
     "No Runware API key is configured (no credentials block, no RUNWARE_API_KEY): running on the LOCAL "

@@ -17,6 +17,8 @@ from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import apause_flow_run
 from prefect.input import RunInput
+from pydantic import BaseModel, Field
+
 from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.blocks.settings import LipsyncSettings
 from prefect_lipsync.flows.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
@@ -28,7 +30,6 @@ from prefect_lipsync.tasks.report import (
     publish_run_summary,
     quality_findings_markdown,
 )
-from pydantic import BaseModel, Field
 
 QualityPolicy = Literal["fail", "warn", "ask"]
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from prefect_lipsync.blocks.credentials import RunwareCredentials
-
     from prefect_lipsync.runware.client import RunwareClient
 
 _clients: dict[tuple[int, str, str], RunwareClient] = {}

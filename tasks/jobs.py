@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from prefect import get_run_logger
 from prefect.events import emit_event
+from pydantic import BaseModel, Field
+
+from prefect_lipsync.runware.errors import RunwareError
 from prefect_lipsync.tasks.lipsync import (
     download_lipsync_result,
     prepare_media,
@@ -14,9 +17,6 @@ from prefect_lipsync.tasks.lipsync import (
     wait_for_lipsync,
 )
 from prefect_lipsync.tasks.quality import check_quality, preflight_job
-from pydantic import BaseModel, Field
-
-from prefect_lipsync.runware.errors import RunwareError
 
 if TYPE_CHECKING:
     from prefect_lipsync.blocks.settings import LipsyncSettings

@@ -15,15 +15,15 @@ from typing import Any
 
 from prefect import task
 from prefect.context import TaskRunContext
-from prefect_lipsync.blocks.credentials import RunwareCredentials
-from prefect_lipsync.tasks.clients import shared_client
 
+from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.manifest import PlannedAudioOp
 from prefect_lipsync.media.audio_ops import render_audio_op
 from prefect_lipsync.media.hashing import cached_file_sha256
 from prefect_lipsync.runware.ids import derive_task_uuid
 from prefect_lipsync.runware.models import Sync3Request, Sync3Result
 from prefect_lipsync.runware.uploads import local_path
+from prefect_lipsync.tasks.clients import shared_client
 
 # Uploaded media may be purged by the service after a while; a day-old upload is redone.
 UPLOAD_CACHE_TTL = timedelta(hours=20)

@@ -9,18 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from prefect import task
-from prefect_lipsync.tasks.report import publish_quality_report
 from pydantic import BaseModel, Field
 
 from prefect_lipsync.quality import QualityReport, check_output
 from prefect_lipsync.quality.pictures import write_pictures
 from prefect_lipsync.quality.preflight import preflight
+from prefect_lipsync.tasks.report import publish_quality_report
 
 if TYPE_CHECKING:
     from prefect_lipsync.blocks.settings import LipsyncSettings
-    from prefect_lipsync.tasks.planning import RunPlan
-
     from prefect_lipsync.manifest import PlannedJob
+    from prefect_lipsync.tasks.planning import RunPlan
 
 Box = tuple[int, int, int, int]
 

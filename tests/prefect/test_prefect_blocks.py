@@ -14,10 +14,10 @@ import pytest
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
-from prefect_lipsync.blocks import LipsyncSettings, RunwareCredentials
 from pydantic import SecretStr
 
 import prefect_lipsync
+from prefect_lipsync.blocks import LipsyncSettings, RunwareCredentials
 from prefect_lipsync.runware.client import RunwareClient
 
 LOGO = Path(prefect_lipsync.__file__).parent / "assets" / "logo.png"

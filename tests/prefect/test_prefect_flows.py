@@ -21,12 +21,12 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH
-from prefect_lipsync.blocks import LipsyncSettings, RunwareCredentials
-from prefect_lipsync.flows.localize import localize_batch, localize_video
 from pydantic import SecretStr
 
+from prefect_lipsync.blocks import LipsyncSettings, RunwareCredentials
 from prefect_lipsync.demo import build_demo
 from prefect_lipsync.emulator import run_emulator
+from prefect_lipsync.flows.localize import localize_batch, localize_video
 from prefect_lipsync.media.probe import probe
 
 pytestmark = pytest.mark.slow

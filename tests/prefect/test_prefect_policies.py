@@ -13,10 +13,10 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, Fl
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.flow_runs import aresume_flow_run
-from prefect_lipsync.blocks import LipsyncSettings
-from prefect_lipsync.flows.localize import SegmentInput, lipsync_video, localize_video
 
+from prefect_lipsync.blocks import LipsyncSettings
 from prefect_lipsync.demo import build_demo
+from prefect_lipsync.flows.localize import SegmentInput, lipsync_video, localize_video
 from prefect_lipsync.media.probe import probe
 from prefect_lipsync.quality import QualityThresholds
 

@@ -47,6 +47,12 @@ class LipsyncSettings(Block):
     concurrency: int = Field(
         default=4, ge=1, le=64, description="Jobs submitted and waited on at once per run."
     )
+    max_task_retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Times a job the provider failed transiently is resubmitted; each resubmit is a new paid task.",
+    )
     price_per_second_usd: float = Field(
         default=0.13,
         ge=0,

@@ -9,7 +9,8 @@ from prefect import get_run_logger
 from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
-from prefect_lipsync.runware.errors import RunwareError
+from prefect_lipsync.runware.errors import RunwareError, TransientTaskError
+from prefect_lipsync.runware.ids import retry_task_uuid
 from prefect_lipsync.tasks.lipsync import (
     download_lipsync_result,
     prepare_media,
@@ -88,16 +89,30 @@ async def run_job(
     task_uuid = "?"
     try:
         prepared = await prepare_media(request, credentials, audio_ops=job.audio_ops, nonce=rerun_nonce)
-        task_uuid = prepared["taskUUID"]
-        outcome.task_uuid = task_uuid
-        await submit_lipsync(prepared, credentials)
-        _emit("submitted", job.language, task_uuid, {"segments": segments})
-        results = await wait_for_lipsync(
-            task_uuid,
-            credentials,
-            number_results=job.request.number_results,
-            timeout_s=credentials.job_timeout_s,
-        )
+        base_uuid: str = prepared["taskUUID"]
+        for attempt in range(settings.max_task_retries + 1):
+            # A resubmit is a new paid task, but its UUID is the same on every re-run of the flow.
+            task_uuid = base_uuid if attempt == 0 else retry_task_uuid(base_uuid, attempt)
+            outcome.task_uuid = task_uuid
+            await submit_lipsync({**prepared, "taskUUID": task_uuid}, credentials)
+            _emit("submitted", job.language, task_uuid, {"segments": segments, "attempt": attempt})
+            try:
+                results = await wait_for_lipsync(
+                    task_uuid,
+                    credentials,
+                    number_results=job.request.number_results,
+                    timeout_s=credentials.job_timeout_s,
+                )
+                break
+            except TransientTaskError as exc:
+                if attempt >= settings.max_task_retries:
+                    raise
+                logger.warning(
+                    "%s: task %s failed transiently (%s); resubmitting as a new paid task",
+                    job.language,
+                    task_uuid,
+                    exc.code,
+                )
     except RunwareError as exc:
         outcome.error = str(exc)
         _emit("failed", job.language, task_uuid, {"error": exc.__class__.__name__})

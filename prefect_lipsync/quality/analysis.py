@@ -108,8 +108,10 @@ class FrameGrab:
 
     def select(self) -> str:
         # One frame per time: the one shown at `t` (a window one frame long, from half a frame before it).
-        terms = [f"between(t,{frame_time(t, self.fps):.6f},{frame_time(t, self.fps) + float(1 / self.fps) - 1e-4:.6f})"
-                 for t in self.times]
+        terms = [
+            f"between(t,{frame_time(t, self.fps):.6f},{frame_time(t, self.fps) + float(1 / self.fps) - 1e-4:.6f})"
+            for t in self.times
+        ]
         return "select='" + "+".join(terms) + "'"
 
 
@@ -142,8 +144,16 @@ def analysis_args(
             graph.append(f"[1:v:0]{grab.select()},format=gray[rgrab]")
             inputs += ["-i", str(grab.reference)]
             for label, name in (("vgrab", "output.gray"), ("rgrab", "reference.gray")):
-                extra_outputs += ["-map", f"[{label}]", "-fps_mode", "passthrough", "-f", "rawvideo",
-                                  "-y", str(grab.folder / name)]
+                extra_outputs += [
+                    "-map",
+                    f"[{label}]",
+                    "-fps_mode",
+                    "passthrough",
+                    "-f",
+                    "rawvideo",
+                    "-y",
+                    str(grab.folder / name),
+                ]
     if audio:
         measure = (
             f"volumedetect,silencedetect=noise={t.silence_noise_db:g}dB:d={t.silence_min_s:g},"
@@ -186,8 +196,9 @@ def analyze(
     if not video and not audio:
         return Findings()
     grab = grab if video else None
-    args = analysis_args(path, video=video, audio=audio, pcm=pcm, thresholds=thresholds or QualityThresholds(),
-                         grab=grab)
+    args = analysis_args(
+        path, video=video, audio=audio, pcm=pcm, thresholds=thresholds or QualityThresholds(), grab=grab
+    )
     completed = run_ffmpeg(args, timeout=timeout, path=path)
     found = parse_filter_log(completed.stderr.decode("utf-8", "replace"))
     if audio and pcm:

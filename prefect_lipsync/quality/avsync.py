@@ -25,7 +25,21 @@ class OffsetMeasure:
 def decode_pcm16k(path: Path, *, timeout: float = 120.0) -> Signal:
     """The first audio stream of `path` as 16 kHz mono float32."""
     done = run_ffmpeg(
-        ["-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(PCM_RATE), "-f", "s16le", "pipe:1"],
+        [
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-ac",
+            "1",
+            "-ar",
+            str(PCM_RATE),
+            "-f",
+            "s16le",
+            "pipe:1",
+        ],
         timeout=timeout,
         path=path,
     )
@@ -59,7 +73,9 @@ def measure_offset(
     window = window - window.mean()
     n = _next_pow2(window.size + ref.size)
     # corr[k] = sum_i window[i + k] * ref[i], for every shift k where ref fits in the window.
-    corr = np.fft.irfft(np.fft.rfft(window, n) * np.conj(np.fft.rfft(ref, n)), n)[: window.size - ref.size + 1]
+    corr = np.fft.irfft(np.fft.rfft(window, n) * np.conj(np.fft.rfft(ref, n)), n)[
+        : window.size - ref.size + 1
+    ]
     squares = np.concatenate(([0.0], np.cumsum(window * window)))
     window_energy = squares[ref.size :] - squares[: squares.size - ref.size]
     norm = np.sqrt(np.maximum(window_energy, 1e-12) * ref_energy)

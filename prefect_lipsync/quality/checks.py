@@ -126,8 +126,13 @@ def _decode_check(found: Findings, out: StreamFacts, t: QualityThresholds) -> Ch
             threshold="no decode errors",
             message=f"Decoding printed {len(found.errors)} error(s){where}{': ' + first if first else ''}.",
         )
-    return CheckResult(name="decode", status="pass", value=0, threshold="no decode errors",
-                       message="The whole file decodes without errors.")
+    return CheckResult(
+        name="decode",
+        status="pass",
+        value=0,
+        threshold="no decode errors",
+        message="The whole file decodes without errors.",
+    )
 
 
 # --------------------------------------------------------------------------- audio
@@ -146,7 +151,10 @@ def _audio_level_check(found: Findings, t: QualityThresholds) -> CheckResult:
 
 
 def _speech_check(
-    found: Findings, segments: list[PlannedSegment], duration: float, t: QualityThresholds,
+    found: Findings,
+    segments: list[PlannedSegment],
+    duration: float,
+    t: QualityThresholds,
     audio_seconds: Mapping[str, float],
 ) -> CheckResult:
     gaps: list[TimeRange] = []
@@ -208,7 +216,9 @@ def _submitted_audio(
         try:
             decoded[ref] = decode_pcm16k(path, timeout=timeout)
         except MediaError as exc:
-            notes.append(f"A/V offset not measured where {path.name} plays: it does not decode ({exc.message}).")
+            notes.append(
+                f"A/V offset not measured where {path.name} plays: it does not decode ({exc.message})."
+            )
     return decoded
 
 
@@ -228,7 +238,9 @@ def _av_offset_check(
         reference = submitted[seg.audio_ref][start : start + round(seg.audio_length() * PCM_RATE)]
         measure = measure_offset(reference, output_pcm, planned_start_s=seg.start, search_s=t.av_search_s)
         if measure is None or measure.correlation < t.av_min_correlation:
-            notes.append(f"A/V offset of {seg.label} not measured: the submitted audio is not found in the output.")
+            notes.append(
+                f"A/V offset of {seg.label} not measured: the submitted audio is not found in the output."
+            )
             continue
         measured.append((seg, measure.offset_s))
     limit = t.av_offset_max_frames * frame_s
@@ -237,7 +249,9 @@ def _av_offset_check(
         if not segments:
             return None
         return CheckResult(
-            name="av_offset", status="warn", threshold=threshold,
+            name="av_offset",
+            status="warn",
+            threshold=threshold,
             message="The submitted audio could not be found in the output's audio of any segment.",
         )
     worst_seg, worst = max(measured, key=lambda m: abs(m[1]))
@@ -257,7 +271,12 @@ def _av_offset_check(
 
 
 def _stretch_check(
-    name: str, what: str, found: list[TimeRange], explained: list[TimeRange], out_end: float, src_end: float,
+    name: str,
+    what: str,
+    found: list[TimeRange],
+    explained: list[TimeRange],
+    out_end: float,
+    src_end: float,
     t: QualityThresholds,
 ) -> CheckResult:
     """Fail on stretches of `found` that `explained` (the source's own, ...) does not cover."""
@@ -277,22 +296,34 @@ def _stretch_check(
 
 def _sample_times(segments: list[PlannedSegment], duration: float, limit: int) -> list[float]:
     if segments:
-        chosen = segments if len(segments) <= limit else [
-            segments[round(i * (len(segments) - 1) / (limit - 1))] for i in range(limit)
-        ] if limit > 1 else segments[:1]
+        chosen = (
+            segments
+            if len(segments) <= limit
+            else [segments[round(i * (len(segments) - 1) / (limit - 1))] for i in range(limit)]
+            if limit > 1
+            else segments[:1]
+        )
         return [(s.start + s.end) / 2 for s in chosen]
     return [duration * f for f in (0.25, 0.5, 0.75)]
 
 
 def _region_checks(
-    times: list[float], src_frames: list[Frame], out_frames: list[Frame], segments: list[PlannedSegment],
-    face_box: Box, mouth_box: Box | None, lipsync_expected: bool, t: QualityThresholds,
+    times: list[float],
+    src_frames: list[Frame],
+    out_frames: list[Frame],
+    segments: list[PlannedSegment],
+    face_box: Box,
+    mouth_box: Box | None,
+    lipsync_expected: bool,
+    t: QualityThresholds,
 ) -> list[CheckResult]:
     pairs = list(zip(times, src_frames, out_frames, strict=False))
     if not pairs:
         return []
     outside = [(at, ssim_outside(a, b, face_box)) for at, a, b in pairs]
-    low = [TimeRange(start=round(at, 3), end=round(at, 3)) for at, v in outside if v < t.outside_face_min_ssim]
+    low = [
+        TimeRange(start=round(at, 3), end=round(at, 3)) for at, v in outside if v < t.outside_face_min_ssim
+    ]
     least = min(v for _, v in outside)
     checks = [
         CheckResult(
@@ -301,7 +332,8 @@ def _region_checks(
             value=round(least, 4),
             threshold=f"SSIM outside the face >= {t.outside_face_min_ssim:g}",
             message=f"Outside the face the picture matches the source (lowest SSIM {least:.3f} over "
-            f"{len(outside)} frames)." if not low
+            f"{len(outside)} frames)."
+            if not low
             else f"The picture outside the face differs from the source (SSIM {least:.3f}) at {_ranges_text(low)}.",
             at=low,
         )
@@ -331,20 +363,30 @@ def _region_checks(
 def _safety_check(nsfw_flag: bool | None, mode: str, t: QualityThresholds) -> CheckResult:
     if nsfw_flag:
         return CheckResult(
-            name="content_safety", status="fail", value=True, threshold="NSFWContent is false",
+            name="content_safety",
+            status="fail",
+            value=True,
+            threshold="NSFWContent is false",
             message=f"The service flagged the output as NSFW (safety mode {mode}); it must not be published.",
         )
     if nsfw_flag is False:
-        return CheckResult(name="content_safety", status="pass", value=False, threshold="NSFWContent is false",
-                           message=f"The service did not flag the output (safety mode {mode}).")
+        return CheckResult(
+            name="content_safety",
+            status="pass",
+            value=False,
+            threshold="NSFWContent is false",
+            message=f"The service did not flag the output (safety mode {mode}).",
+        )
     unchecked = mode == "none"
     status = "warn" if (unchecked and t.require_content_check) or (not unchecked) else "pass"
     message = (
-        "The service was not asked to check content." if unchecked
+        "The service was not asked to check content."
+        if unchecked
         else f"Content checking was asked for (mode {mode}) but the result carries no NSFWContent flag."
     )
-    return CheckResult(name="content_safety", status=status, value=None, threshold="NSFWContent is false",
-                       message=message)
+    return CheckResult(
+        name="content_safety", status=status, value=None, threshold="NSFWContent is false", message=message
+    )
 
 
 # --------------------------------------------------------------------------- entry points
@@ -387,11 +429,17 @@ def check_output(
     except MediaError as exc:
         notes.append("No other check ran: the file cannot be read.")
         message = str(exc).replace("\n", " ")[:300].rstrip(".")
-        return report([
-            CheckResult(name="container", status="fail", threshold="a file ffprobe can read",
-                        message=f"ffprobe cannot read the output: {message}."),
-            safety,
-        ])
+        return report(
+            [
+                CheckResult(
+                    name="container",
+                    status="fail",
+                    threshold="a file ffprobe can read",
+                    message=f"ffprobe cannot read the output: {message}.",
+                ),
+                safety,
+            ]
+        )
     checks = _container_checks(out, src, t)
     if out.video_count == 0:
         notes.append("Picture and decode checks did not run: the output has no video stream.")
@@ -400,25 +448,51 @@ def check_output(
         notes.append("Audio checks did not run: the output has no audio stream.")
     segments = planned_segments(request_payload, src.duration) if request_payload else []
     region = (
-        face_box is not None and out.video_count > 0 and src.fps is not None and src.width is not None
-        and src.height is not None and (out.width, out.height) == (src.width, src.height)
+        face_box is not None
+        and out.video_count > 0
+        and src.fps is not None
+        and src.width is not None
+        and src.height is not None
+        and (out.width, out.height) == (src.width, src.height)
     )
     times = _sample_times(segments, min(out.duration, src.duration), t.ssim_samples_max) if region else []
     with tempfile.TemporaryDirectory(prefix="lipsync-check-") as folder:
         grab = None
         if region and src.fps and src.width and src.height:
-            grab = FrameGrab(times=tuple(times), fps=src.fps, size=(src.width, src.height), reference=source,
-                             folder=Path(folder))
-        found = analyze(output, video=out.video_count > 0, audio=has_audio, pcm=has_audio and bool(segments),
-                        thresholds=t, grab=grab, timeout=timeout)
+            grab = FrameGrab(
+                times=tuple(times),
+                fps=src.fps,
+                size=(src.width, src.height),
+                reference=source,
+                folder=Path(folder),
+            )
+        found = analyze(
+            output,
+            video=out.video_count > 0,
+            audio=has_audio,
+            pcm=has_audio and bool(segments),
+            thresholds=t,
+            grab=grab,
+            timeout=timeout,
+        )
         if grab is not None and found.errors:
             # Errors may be the source's (decoded in the same run): decode the output alone to know.
             frames, reference_frames = found.frames, found.reference_frames
-            found = analyze(output, video=True, audio=has_audio, pcm=has_audio and bool(segments),
-                            thresholds=t, timeout=timeout)
+            found = analyze(
+                output,
+                video=True,
+                audio=has_audio,
+                pcm=has_audio and bool(segments),
+                thresholds=t,
+                timeout=timeout,
+            )
             found.frames, found.reference_frames = frames, reference_frames
-    if region and src.fps and src.width and src.height and (
-        len(found.frames) != len(times) or len(found.reference_frames) != len(times)
+    if (
+        region
+        and src.fps
+        and src.width
+        and src.height
+        and (len(found.frames) != len(times) or len(found.reference_frames) != len(times))
     ):
         # A variable frame rate can select more or fewer frames than asked: seek to each instead.
         size = (src.width, src.height)
@@ -433,7 +507,9 @@ def check_output(
             seconds = {ref: pcm.size / PCM_RATE for ref, pcm in submitted.items()}
             checks.append(_speech_check(found, segments, out.duration, t, seconds))
         else:
-            notes.append("Speech-in-segments and A/V offset did not run: no request with audio segments was given.")
+            notes.append(
+                "Speech-in-segments and A/V offset did not run: no request with audio segments was given."
+            )
         checks.extend(_loudness_checks(found, t))
         if segments and found.pcm16k is not None:
             av = _av_offset_check(found.pcm16k, segments, submitted, src.frame_s, t, notes)
@@ -445,14 +521,36 @@ def check_output(
         if found.black or found.freeze:
             # Only now is the source worth a decode: are these stretches in it too?
             source_found = analyze(source, video=True, audio=False, thresholds=t, timeout=timeout)
-        checks.append(_stretch_check("black_frames", "black", found.black, source_found.black,
-                                     out.duration, src.duration, t))
+        checks.append(
+            _stretch_check(
+                "black_frames", "black", found.black, source_found.black, out.duration, src.duration, t
+            )
+        )
         # A black stretch is also a frozen one: report it once, as black.
-        checks.append(_stretch_check("frozen_frames", "frozen", found.freeze, source_found.freeze + found.black,
-                                     out.duration, src.duration, t))
+        checks.append(
+            _stretch_check(
+                "frozen_frames",
+                "frozen",
+                found.freeze,
+                source_found.freeze + found.black,
+                out.duration,
+                src.duration,
+                t,
+            )
+        )
         if region and face_box is not None:
-            checks.extend(_region_checks(times, found.reference_frames, found.frames, segments, face_box,
-                                         mouth_box, lipsync_expected, t))
+            checks.extend(
+                _region_checks(
+                    times,
+                    found.reference_frames,
+                    found.frames,
+                    segments,
+                    face_box,
+                    mouth_box,
+                    lipsync_expected,
+                    t,
+                )
+            )
         elif face_box is not None:
             notes.append("Face-region checks did not run: the output's size differs from the source's.")
         else:

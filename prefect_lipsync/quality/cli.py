@@ -26,11 +26,15 @@ def job_request(plan_path: Path, language: str | None) -> dict[str, Any]:
         raise PlanError(f"{plan_path}: line {exc.lineno}: not JSON ({exc.msg})") from exc
     jobs = plan.get("jobs") if isinstance(plan, dict) else None
     if not isinstance(jobs, list) or not jobs:
-        raise PlanError(f"{plan_path}: the plan has no jobs (expected the output of `prefect-lipsync plan --json`)")
+        raise PlanError(
+            f"{plan_path}: the plan has no jobs (expected the output of `prefect-lipsync plan --json`)"
+        )
     if language is None:
         if len(jobs) != 1:
             languages = ", ".join(str(j.get("language")) for j in jobs if isinstance(j, dict))
-            raise PlanError(f"{plan_path}: the plan has {len(jobs)} jobs ({languages}); pick one with --language")
+            raise PlanError(
+                f"{plan_path}: the plan has {len(jobs)} jobs ({languages}); pick one with --language"
+            )
         chosen = jobs[0]
     else:
         matches = [j for j in jobs if isinstance(j, dict) and j.get("language") == language]
@@ -48,7 +52,13 @@ def report_json(report: QualityReport) -> dict[str, Any]:
     return {
         "verdict": report.verdict,
         "checks": [
-            {"name": c.name, "status": c.status, "value": c.value, "threshold": c.threshold, "message": c.message}
+            {
+                "name": c.name,
+                "status": c.status,
+                "value": c.value,
+                "threshold": c.threshold,
+                "message": c.message,
+            }
             for c in report.checks
         ],
         "notes": report.notes,
@@ -58,10 +68,14 @@ def report_json(report: QualityReport) -> dict[str, Any]:
 
 def report_table(report: QualityReport) -> str:
     rows = [("check", "status", "value", "threshold", "message")]
-    rows += [(c.name, c.status, "" if c.value is None else str(c.value), c.threshold or "", c.message)
-             for c in report.checks]
+    rows += [
+        (c.name, c.status, "" if c.value is None else str(c.value), c.threshold or "", c.message)
+        for c in report.checks
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)) for row in rows]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)) for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths) + "  -------")
     lines.append("")
     lines.append(f"verdict: {report.verdict.upper()}  ({report.output})")
@@ -81,7 +95,9 @@ def _run_check(args: argparse.Namespace) -> int:
             return 2
     try:
         request = job_request(Path(args.plan), args.language) if args.plan else None
-        report = check_output(output, source=source, request_payload=request, lipsync_expected=not args.emulator)
+        report = check_output(
+            output, source=source, request_payload=request, lipsync_expected=not args.emulator
+        )
     except PlanError as exc:
         print(f"prefect-lipsync check: {exc}", file=sys.stderr)
         return 2
@@ -100,10 +116,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("output", metavar="OUTPUT", help="The lip-synced video to check.")
     parser.add_argument("--source", required=True, help="The source video it was made from.")
-    parser.add_argument("--plan", help="The planner's `plan --json` output, for segments and submitted audio.")
+    parser.add_argument(
+        "--plan", help="The planner's `plan --json` output, for segments and submitted audio."
+    )
     parser.add_argument("--language", help="Which job of the plan (needed when it has several).")
     parser.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")
     parser.add_argument(
-        "--emulator", action="store_true", help="The output came from the local emulator: an unmoved mouth only warns."
+        "--emulator",
+        action="store_true",
+        help="The output came from the local emulator: an unmoved mouth only warns.",
     )
     parser.set_defaults(handler=_run_check)

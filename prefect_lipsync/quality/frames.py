@@ -49,11 +49,25 @@ def sample_frames(
     for t in times:
         args += ["-ss", f"{frame_time(t, fps):.6f}", "-i", str(path)]
     scale = f",scale={out_w}:{out_h}" if (out_w, out_h) != (src_w, src_h) else ""
-    chains = [f"[{i}:v:0]trim=end_frame=1,setpts=PTS-STARTPTS{scale},format={pix_fmt}[f{i}]" for i in range(len(times))]
+    chains = [
+        f"[{i}:v:0]trim=end_frame=1,setpts=PTS-STARTPTS{scale},format={pix_fmt}[f{i}]"
+        for i in range(len(times))
+    ]
     inputs = "".join(f"[f{i}]" for i in range(len(times)))
     graph = ";".join([*chains, f"{inputs}concat=n={len(times)}:v=1:a=0[out]"])
-    args += ["-filter_complex", graph, "-map", "[out]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt,
-             "pipe:1"]
+    args += [
+        "-filter_complex",
+        graph,
+        "-map",
+        "[out]",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        pix_fmt,
+        "pipe:1",
+    ]
     data = run_ffmpeg(args, timeout=timeout, path=path).stdout
     frame_bytes = out_w * out_h * channels
     count = len(data) // frame_bytes

@@ -26,7 +26,9 @@ class TimeRange(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     start: float = Field(description="Start in seconds.")
-    end: float | None = Field(default=None, description="End in seconds, or None for 'to the end of the file'.")
+    end: float | None = Field(
+        default=None, description="End in seconds, or None for 'to the end of the file'."
+    )
 
     def end_or(self, default: float) -> float:
         return default if self.end is None else self.end
@@ -97,7 +99,8 @@ class QualityThresholds(BaseModel):
         default=2, ge=0, description="Output length may differ from the source by max(N frames, the seconds)."
     )
     silent_max_volume_db: float = Field(
-        default=-50.0, description="A file or segment whose max_volume (volumedetect) is at or below this is silent."
+        default=-50.0,
+        description="A file or segment whose max_volume (volumedetect) is at or below this is silent.",
     )
     silence_noise_db: float = Field(default=-50.0, description="silencedetect noise floor in dB.")
     silence_min_s: float = Field(
@@ -121,9 +124,13 @@ class QualityThresholds(BaseModel):
         "is new (fails).",
     )
     av_offset_max_frames: float = Field(
-        default=1.0, gt=0, description="The output's audio may lead or lag the submitted audio by this many frames."
+        default=1.0,
+        gt=0,
+        description="The output's audio may lead or lag the submitted audio by this many frames.",
     )
-    av_search_s: float = Field(default=0.5, gt=0, description="How far either way the A/V offset is searched.")
+    av_search_s: float = Field(
+        default=0.5, gt=0, description="How far either way the A/V offset is searched."
+    )
     av_min_correlation: float = Field(
         default=0.3,
         ge=0,
@@ -131,10 +138,16 @@ class QualityThresholds(BaseModel):
         description="Below this normalised correlation a segment's offset is not measurable and is skipped.",
     )
     outside_face_min_ssim: float = Field(
-        default=0.97, ge=0, le=1, description="SSIM outside the face box must be at least this (unchanged picture)."
+        default=0.97,
+        ge=0,
+        le=1,
+        description="SSIM outside the face box must be at least this (unchanged picture).",
     )
     mouth_changed_max_ssim: float = Field(
-        default=0.90, ge=0, le=1, description="Mean SSIM of the mouth crop inside segments must be below this."
+        default=0.90,
+        ge=0,
+        le=1,
+        description="Mean SSIM of the mouth crop inside segments must be below this.",
     )
     ssim_samples_max: int = Field(default=8, ge=1, description="Most frames sampled for the SSIM checks.")
     face_samples_per_segment: int = Field(

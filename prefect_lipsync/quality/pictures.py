@@ -19,7 +19,14 @@ from prefect_lipsync.quality.streams import probe_streams
 THUMB_WIDTH = 320
 MAX_ROWS = 8
 STATUS_COLOURS = {"pass": (46, 160, 67), "warn": (230, 160, 20), "fail": (210, 50, 50)}
-SEGMENT_COLOURS = [(66, 133, 244), (171, 71, 188), (0, 172, 193), (124, 179, 66), (255, 112, 67), (141, 110, 99)]
+SEGMENT_COLOURS = [
+    (66, 133, 244),
+    (171, 71, 188),
+    (0, 172, 193),
+    (124, 179, 66),
+    (255, 112, 67),
+    (141, 110, 99),
+]
 # Checks whose findings are stretches of time, in the order the timeline shows them.
 TIMELINE_ROWS = (
     ("black_frames", "black"),
@@ -76,8 +83,15 @@ def contact_sheet(
             thumbs.append([])
             continue
         width = min(THUMB_WIDTH, facts.width)
-        frames = sample_frames(facts.path, times, size=(facts.width, facts.height), fps=facts.fps, gray=False,
-                               width=width, timeout=timeout)
+        frames = sample_frames(
+            facts.path,
+            times,
+            size=(facts.width, facts.height),
+            fps=facts.fps,
+            gray=False,
+            width=width,
+            timeout=timeout,
+        )
         thumbs.append([Image.fromarray(f, "RGB") for f in frames])
     thumb_h = max((img.height for column in thumbs for img in column), default=180)
     pad, label_h, header_h = 12, 22, 54
@@ -88,7 +102,12 @@ def contact_sheet(
     title = f"{output.name}: source (left) vs output (right)"
     draw.text((pad, 8), title, fill=(20, 20, 20), font=_font(16))
     if verdict:
-        draw.text((pad, 30), f"verdict: {verdict.upper()}", fill=STATUS_COLOURS.get(verdict, (0, 0, 0)), font=_font(14))
+        draw.text(
+            (pad, 30),
+            f"verdict: {verdict.upper()}",
+            fill=STATUS_COLOURS.get(verdict, (0, 0, 0)),
+            font=_font(14),
+        )
     if mouth_box is not None:
         draw.text((pad + 130, 30), "yellow box: mouth region", fill=(150, 120, 0), font=_font(14))
     for r, (label, at) in enumerate(rows):
@@ -103,7 +122,9 @@ def contact_sheet(
                 if mouth_box is not None and facts.width:
                     k = img.width / facts.width
                     x1, y1, x2, y2 = (round(v * k) for v in mouth_box)
-                    draw.rectangle((x + x1 - 2, top + y1 - 2, x + x2 + 2, top + y2 + 2), outline=(255, 230, 0), width=2)
+                    draw.rectangle(
+                        (x + x1 - 2, top + y1 - 2, x + x2 + 2, top + y2 + 2), outline=(255, 230, 0), width=2
+                    )
             else:
                 draw.rectangle((x, top, x + THUMB_WIDTH, top + thumb_h), outline=(150, 150, 150))
                 draw.text((x + 10, top + thumb_h // 2), "no frame", fill=(120, 120, 120), font=_font(13))
@@ -126,8 +147,12 @@ def timeline(
     def x_of(t: float) -> float:
         return left + max(0.0, min(t, span)) * scale
 
-    draw.text((pad, 10), f"{Path(report.output).name}: verdict {report.verdict.upper()}",
-              fill=STATUS_COLOURS[report.verdict], font=_font(16))
+    draw.text(
+        (pad, 10),
+        f"{Path(report.output).name}: verdict {report.verdict.upper()}",
+        fill=STATUS_COLOURS[report.verdict],
+        font=_font(16),
+    )
     colours: dict[str, tuple[int, int, int]] = {}
     for r, (label, name) in enumerate(rows):
         y = 50 + r * (row_h + 8)
@@ -136,9 +161,13 @@ def timeline(
         draw.rectangle((left, y, width - right, y + row_h), fill=(238, 238, 238))
         if name is None:
             for seg in segments:
-                colour = colours.setdefault(seg.audio_ref, SEGMENT_COLOURS[len(colours) % len(SEGMENT_COLOURS)])
+                colour = colours.setdefault(
+                    seg.audio_ref, SEGMENT_COLOURS[len(colours) % len(SEGMENT_COLOURS)]
+                )
                 draw.rectangle((x_of(seg.start), y, x_of(seg.end), y + row_h), fill=colour)
-                draw.text((x_of(seg.start) + 3, y + 8), str(seg.index + 1), fill=(255, 255, 255), font=_font(13))
+                draw.text(
+                    (x_of(seg.start) + 3, y + 8), str(seg.index + 1), fill=(255, 255, 255), font=_font(13)
+                )
             continue
         check = report.check(name)
         ranges: list[TimeRange] = check.at if check else []
@@ -174,12 +203,21 @@ def write_pictures(
     out_duration = probe_streams(where, timeout=timeout).duration if readable else src.duration
     segments = planned_segments(request_payload, src.duration) if request_payload else []
     pictures = {
-        "timeline": timeline(report, where.with_name(where.stem + ".timeline.png"),
-                             duration=max(out_duration, src.duration), segments=segments),
+        "timeline": timeline(
+            report,
+            where.with_name(where.stem + ".timeline.png"),
+            duration=max(out_duration, src.duration),
+            segments=segments,
+        ),
     }
     if readable:
         pictures["contact_sheet"] = contact_sheet(
-            where, Path(source), where.with_name(where.stem + ".contact.png"), segments=segments,
-            mouth_box=mouth_box, verdict=report.verdict, timeout=timeout,
+            where,
+            Path(source),
+            where.with_name(where.stem + ".contact.png"),
+            segments=segments,
+            mouth_box=mouth_box,
+            verdict=report.verdict,
+            timeout=timeout,
         )
     return pictures

@@ -40,26 +40,63 @@ def _short(exc: Exception) -> str:
 
 
 def _source_checks(
-    source: Path, expected_fps: Fraction | None, expected_duration: float | None, t: QualityThresholds, timeout: float
+    source: Path,
+    expected_fps: Fraction | None,
+    expected_duration: float | None,
+    t: QualityThresholds,
+    timeout: float,
 ) -> tuple[list[CheckResult], StreamFacts | None]:
     try:
         facts = probe_streams(source, timeout=timeout)
     except MediaError as exc:
-        return [CheckResult(name="source_decodes", status="fail", threshold="decodes without errors",
-                            message=f"The source cannot be read: {_short(exc)}.")], None
+        return [
+            CheckResult(
+                name="source_decodes",
+                status="fail",
+                threshold="decodes without errors",
+                message=f"The source cannot be read: {_short(exc)}.",
+            )
+        ], None
     if facts.video_count == 0:
-        return [CheckResult(name="source_decodes", status="fail", threshold="a video stream",
-                            message=f"The source {source.name} has no video stream.")], facts
+        return [
+            CheckResult(
+                name="source_decodes",
+                status="fail",
+                threshold="a video stream",
+                message=f"The source {source.name} has no video stream.",
+            )
+        ], facts
     # Key frames only (unless asked otherwise): a truncated or corrupt file still shows errors or
     # ends early, at a fraction of a full decode's cost. All audio is decoded: it is cheap and its
     # end time shows where the file really stops.
     skip = [] if t.preflight_full_decode else ["-skip_frame", "nokey"]
-    args = ["-loglevel", "level+info", *skip, "-i", str(source), "-map", "0:v:0", "-map", "0:a?", "-f", "null", "-"]
+    args = [
+        "-loglevel",
+        "level+info",
+        *skip,
+        "-i",
+        str(source),
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a?",
+        "-f",
+        "null",
+        "-",
+    ]
     try:
-        found = parse_filter_log(run_ffmpeg(args, timeout=timeout, path=source).stderr.decode("utf-8", "replace"))
+        found = parse_filter_log(
+            run_ffmpeg(args, timeout=timeout, path=source).stderr.decode("utf-8", "replace")
+        )
     except MediaError as exc:
-        return [CheckResult(name="source_decodes", status="fail", threshold="decodes without errors",
-                            message=f"The source does not decode: {_short(exc)}.")], facts
+        return [
+            CheckResult(
+                name="source_decodes",
+                status="fail",
+                threshold="decodes without errors",
+                message=f"The source does not decode: {_short(exc)}.",
+            )
+        ], facts
     measurable_end = facts.audio_count > 0 or t.preflight_full_decode
     short = (
         measurable_end
@@ -68,34 +105,59 @@ def _source_checks(
     )
     if found.errors or short:
         where = f" and stops at {found.decoded_until:.2f} s of {facts.duration:.2f} s" if short else ""
-        checks = [CheckResult(name="source_decodes", status="fail", value=len(found.errors),
-                              threshold="decodes without errors",
-                              message=f"The source prints {len(found.errors)} decode error(s){where}.")]
+        checks = [
+            CheckResult(
+                name="source_decodes",
+                status="fail",
+                value=len(found.errors),
+                threshold="decodes without errors",
+                message=f"The source prints {len(found.errors)} decode error(s){where}.",
+            )
+        ]
     else:
-        checks = [CheckResult(name="source_decodes", status="pass", value=0, threshold="decodes without errors",
-                              message=f"The source {source.name} decodes without errors.")]
+        checks = [
+            CheckResult(
+                name="source_decodes",
+                status="pass",
+                value=0,
+                threshold="decodes without errors",
+                message=f"The source {source.name} decodes without errors.",
+            )
+        ]
     if expected_fps is not None:
         same = facts.fps == expected_fps
-        checks.append(CheckResult(
-            name="source_frame_rate", status="pass" if same else "fail", value=str(facts.fps),
-            threshold=f"= {expected_fps}",
-            message="The source has the frame rate the plan assumed." if same
-            else f"The plan assumed {expected_fps} fps but the source runs at {facts.fps} fps.",
-        ))
+        checks.append(
+            CheckResult(
+                name="source_frame_rate",
+                status="pass" if same else "fail",
+                value=str(facts.fps),
+                threshold=f"= {expected_fps}",
+                message="The source has the frame rate the plan assumed."
+                if same
+                else f"The plan assumed {expected_fps} fps but the source runs at {facts.fps} fps.",
+            )
+        )
     if expected_duration is not None:
         tolerance = max(t.duration_tolerance_frames * facts.frame_s, t.duration_tolerance_s)
         diff = facts.duration - expected_duration
-        checks.append(CheckResult(
-            name="source_duration", status="pass" if abs(diff) <= tolerance + 1e-6 else "fail",
-            value=round(facts.duration, 3), threshold=f"{expected_duration:.3f} ± {tolerance:.3f} s",
-            message=f"The plan assumed {expected_duration:.3f} s; the source lasts {facts.duration:.3f} s.",
-        ))
+        checks.append(
+            CheckResult(
+                name="source_duration",
+                status="pass" if abs(diff) <= tolerance + 1e-6 else "fail",
+                value=round(facts.duration, 3),
+                threshold=f"{expected_duration:.3f} ± {tolerance:.3f} s",
+                message=f"The plan assumed {expected_duration:.3f} s; the source lasts {facts.duration:.3f} s.",
+            )
+        )
     return checks, facts
 
 
 def _audio_checks(
-    segments: list[PlannedSegment], local_media: LocalMedia | None, t: QualityThresholds,
-    notes: list[str], timeout: float,
+    segments: list[PlannedSegment],
+    local_media: LocalMedia | None,
+    t: QualityThresholds,
+    notes: list[str],
+    timeout: float,
 ) -> list[CheckResult]:
     by_file: dict[Path, list[PlannedSegment]] = {}
     for seg in segments:
@@ -114,11 +176,24 @@ def _audio_checks(
         chains = []
         for seg in segs:
             end = f":end={seg.audio_start + seg.audio_length():.3f}"
-            chains.append(f"[s{seg.index}]atrim=start={seg.audio_start:.3f}{end},volumedetect@seg{seg.index}[v{seg.index}]")
+            chains.append(
+                f"[s{seg.index}]atrim=start={seg.audio_start:.3f}{end},volumedetect@seg{seg.index}[v{seg.index}]"
+            )
         split = f"[0:a:0]asplit={len(segs)}" + "".join(f"[s{s.index}]" for s in segs)
         concat = "".join(f"[v{s.index}]" for s in segs) + f"concat=n={len(segs)}:v=0:a=1[out]"
-        args = ["-loglevel", "level+info", "-i", str(path), "-filter_complex", ";".join([split, *chains, concat]),
-                "-map", "[out]", "-f", "null", "-"]
+        args = [
+            "-loglevel",
+            "level+info",
+            "-i",
+            str(path),
+            "-filter_complex",
+            ";".join([split, *chains, concat]),
+            "-map",
+            "[out]",
+            "-f",
+            "null",
+            "-",
+        ]
         try:
             stderr = run_ffmpeg(args, timeout=timeout, path=path).stderr.decode("utf-8", "replace")
         except MediaError as exc:
@@ -132,20 +207,32 @@ def _audio_checks(
             level = volumes.get(f"seg{seg.index}")
             if level is None or level <= t.silent_max_volume_db:
                 what = "no audio" if level is None else f"max {level:g} dB"
-                silent.append(f"{seg.label} from {path.name} {seg.audio_start:.2f}-"
-                              f"{seg.audio_start + seg.audio_length():.2f} s ({what})")
-    checks = [CheckResult(
-        name="audio_decodes", status="fail" if broken else "pass", value=len(broken),
-        threshold="every audio file decodes",
-        message="Broken audio: " + "; ".join(broken) + "." if broken
-        else f"All {len(by_file)} audio file(s) decode without errors.",
-    )]
-    checks.append(CheckResult(
-        name="segment_audio_level", status="fail" if silent else "pass", value=len(silent),
-        threshold=f"max_volume > {t.silent_max_volume_db:g} dB in every segment",
-        message="Silent where it should speak: " + "; ".join(silent) + "." if silent
-        else f"Every one of the {len(segments)} segment(s) has audible audio.",
-    ))
+                silent.append(
+                    f"{seg.label} from {path.name} {seg.audio_start:.2f}-"
+                    f"{seg.audio_start + seg.audio_length():.2f} s ({what})"
+                )
+    checks = [
+        CheckResult(
+            name="audio_decodes",
+            status="fail" if broken else "pass",
+            value=len(broken),
+            threshold="every audio file decodes",
+            message="Broken audio: " + "; ".join(broken) + "."
+            if broken
+            else f"All {len(by_file)} audio file(s) decode without errors.",
+        )
+    ]
+    checks.append(
+        CheckResult(
+            name="segment_audio_level",
+            status="fail" if silent else "pass",
+            value=len(silent),
+            threshold=f"max_volume > {t.silent_max_volume_db:g} dB in every segment",
+            message="Silent where it should speak: " + "; ".join(silent) + "."
+            if silent
+            else f"Every one of the {len(segments)} segment(s) has audible audio.",
+        )
+    )
     return checks
 
 
@@ -174,18 +261,31 @@ def _face_check(
     owners: list[int] = []
     for i, (start, end, _) in enumerate(spans[:MAX_FACE_SAMPLES]):
         for k in range(per):
-            times.append(min(start + (end - start) * (k + 1) / (per + 1), max(0.0, facts.duration - facts.frame_s)))
+            times.append(
+                min(start + (end - start) * (k + 1) / (per + 1), max(0.0, facts.duration - facts.frame_s))
+            )
             owners.append(i)
-    frames = sample_frames(source, times, size=(facts.width, facts.height), fps=facts.fps,
-                           width=min(facts.width, FACE_DETECT_WIDTH), timeout=timeout)
+    frames = sample_frames(
+        source,
+        times,
+        size=(facts.width, facts.height),
+        fps=facts.fps,
+        width=min(facts.width, FACE_DETECT_WIDTH),
+        timeout=timeout,
+    )
     seen = {owners[i] for i, frame in enumerate(frames) if count_faces(frame) > 0}
     missing = [spans[i][2] for i in range(min(len(spans), MAX_FACE_SAMPLES)) if i not in seen]
     return CheckResult(
-        name="face_visible", status="warn" if missing else "pass", value=len(seen),
+        name="face_visible",
+        status="warn" if missing else "pass",
+        value=len(seen),
         threshold="a frontal face in every segment (warning only)",
-        message="No frontal face found in " + ", ".join(missing[:5])
-        + (f" and {len(missing) - 5} more" if len(missing) > 5 else "") + " (drawn characters fool the detector)."
-        if missing else f"A face is visible in all {len(seen)} sampled stretch(es).",
+        message="No frontal face found in "
+        + ", ".join(missing[:5])
+        + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        + " (drawn characters fool the detector)."
+        if missing
+        else f"A face is visible in all {len(seen)} sampled stretch(es).",
     )
 
 
@@ -194,12 +294,19 @@ def _budget_check(
 ) -> CheckResult:
     estimate = seconds * price_per_second
     if budget_usd is None:
-        return CheckResult(name="budget", status="pass", value=round(estimate, 4), threshold="no budget set",
-                           message=f"Estimated cost {estimate:.2f} USD for {seconds:.2f} s.")
+        return CheckResult(
+            name="budget",
+            status="pass",
+            value=round(estimate, 4),
+            threshold="no budget set",
+            message=f"Estimated cost {estimate:.2f} USD for {seconds:.2f} s.",
+        )
     total = already_spent_usd + estimate
     over = total > budget_usd + 1e-9
     return CheckResult(
-        name="budget", status="fail" if over else "pass", value=round(estimate, 4),
+        name="budget",
+        status="fail" if over else "pass",
+        value=round(estimate, 4),
         threshold=f"spent + estimate <= {budget_usd:.2f} USD",
         message=f"Estimated {estimate:.2f} USD on top of {already_spent_usd:.2f} USD spent "
         f"{'exceeds' if over else 'fits'} the budget of {budget_usd:.2f} USD.",
@@ -230,8 +337,12 @@ def preflight(
     if source is None and ref is not None:
         source = resolve_media(ref, local_media)
     if source is None:
-        check = CheckResult(name="source_decodes", status="fail", threshold="a local source video",
-                            message="The request names no local source video to check.")
+        check = CheckResult(
+            name="source_decodes",
+            status="fail",
+            threshold="a local source video",
+            message="The request names no local source video to check.",
+        )
         return QualityReport.from_checks([check], output=str(ref), source=None, notes=notes)
     source = Path(source)
     checks, facts = _source_checks(source, expected_fps, expected_duration, t, timeout)

@@ -47,7 +47,9 @@ def probe_streams(path: Path, *, timeout: float = 30.0) -> StreamFacts:
     streams = [s for s in data.get("streams", []) if isinstance(s, dict)]
     # Cover art is a video stream with the attached_pic disposition: not a picture track.
     videos = [
-        s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
     ]
     audios = [s for s in streams if s.get("codec_type") == "audio"]
     fmt = data.get("format") or {}

@@ -23,6 +23,7 @@ from typing import Any, Literal, Self, overload
 import httpx
 from pydantic import SecretStr
 
+from prefect_lipsync.media.hashing import cached_file_sha256
 from prefect_lipsync.runware.downloads import DownloadPolicy, download
 from prefect_lipsync.runware.errors import (
     AuthError,
@@ -45,7 +46,7 @@ from prefect_lipsync.runware.transport import (
     Transport,
     coerce_secret,
 )
-from prefect_lipsync.runware.uploads import Source, UploadCache, Uploader, file_sha256, local_path
+from prefect_lipsync.runware.uploads import Source, UploadCache, Uploader, local_path
 from prefect_lipsync.runware.waiting import PollPolicy, ProgressCallback, Waiter
 from prefect_lipsync.runware.webhooks import WebhookReceiver
 
@@ -187,7 +188,7 @@ class RunwareClient:
             return request
         uploads = dict(zip(refs, await asyncio.gather(*(self.upload(r) for r in refs)), strict=True))
         if request.task_uuid is None:
-            hashes = {r: await asyncio.to_thread(file_sha256, local_path(r)) for r in refs}
+            hashes = {r: await asyncio.to_thread(cached_file_sha256, local_path(r)) for r in refs}
             keyed = _replace_refs(
                 request.to_wire(), {r: f"sha256:{h}" for r, h in hashes.items()}, segment=False
             )

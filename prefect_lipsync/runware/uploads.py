@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol
 
+from prefect_lipsync.media.hashing import cached_file_sha256
 from prefect_lipsync.runware.errors import LocalMediaError, ServiceError, error_from_item
 from prefect_lipsync.runware.models import MediaUpload
 from prefect_lipsync.runware.transport import Transport
@@ -45,14 +46,6 @@ class MemoryUploadCache:
 
     def put(self, sha256: str, upload: MediaUpload) -> None:
         self._items[sha256] = upload
-
-
-def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def local_path(source: str | os.PathLike[str]) -> Path:
@@ -112,7 +105,7 @@ class Uploader:
             path = local_path(source)
             if not path.is_file():
                 raise LocalMediaError(f"cannot upload {path.name!r}: no such file")
-            digest = await asyncio.to_thread(file_sha256, path)
+            digest = await asyncio.to_thread(cached_file_sha256, path)
         known = self.cache.get(digest)
         if known is not None:
             return known

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -90,9 +91,22 @@ def run_manifest(
         print(f"[{output.language}] {output.verdict or ''}")
         print(f"    output:   {output.output or output.quarantined_to}")
         print(f"    report:   {output.report}")
+        for finding in _findings(output.report):
+            print(f"    finding:  {finding}")
         for picture in output.pictures:
             print(f"    picture:  {picture}")
         for warning in output.warnings:
             print(f"    warning:  {warning}")
     print(f"\nAll outputs in {out.resolve()}")
     return 0
+
+
+def _findings(report_path: str | None) -> list[str]:
+    """The checks of a report that did not pass, one line each."""
+    if not report_path:
+        return []
+    try:
+        checks = json.loads(Path(report_path).read_text(encoding="utf-8"))["checks"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [f"{c['status']} {c['name']}: {c['message']}" for c in checks if c.get("status") != "pass"]

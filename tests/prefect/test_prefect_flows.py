@@ -71,8 +71,7 @@ def prefect_env() -> dict[str, str]:
 
 
 def read_artifacts(filters: dict[str, Any]) -> list[dict[str, Any]]:
-    """Artifacts from the server's REST API. (Prefect 3.8.8's client sends `task_runs: null`, which its
-    server refuses, and an empty task-run filter drops artifacts made by a flow outside any task.)"""
+    """Artifacts from the server's REST API, including those a flow makes outside any task."""
     body = {"limit": 200, "offset": 0, "sort": "KEY_ASC", **filters}
     answer = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30)
     answer.raise_for_status()

@@ -102,7 +102,7 @@ async def _resume_when_paused(run_input: dict[str, Any] | None) -> None:
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
                 ),
                 limit=10,
-                sort=FlowRunSort.ID_DESC,  # Prefect 3.8.8's client sends null unless given
+                sort=FlowRunSort.ID_DESC,
             )
             if paused:
                 if run_input is not None:

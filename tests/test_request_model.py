@@ -65,7 +65,7 @@ SPEC_EXAMPLES = {
     ),
     "segments with crops and speaker point": segmented(
         seg(1.0, 3.52, audioStartTime=0.0, audioEndTime=2.52),
-        seg(4.04, 6.2, audio="https://cdn.example.com/take2.wav", audioStartTime=1.5, audioEndTime=3.7),
+        seg(4.04, 6, audio="https://cdn.example.com/take2.wav", audioStartTime=1.5, audioEndTime=3.7),
         activeSpeakerDetection={"coordinates": [412, 210], "frameNumber": 30},
         syncMode="cut_off",
     ),
@@ -250,6 +250,8 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "greater",
     ),
     ("segment end equals start", segmented(seg(1, 1)), "settings.segments[0].endTime", "greater"),
+    ("segment end as text", segmented(seg(0, "1.5")), "settings.segments[0].endTime", "number"),
+    ("segment end as bool", segmented(seg(0, True)), "settings.segments[0].endTime", "number"),
     (
         "segment audio missing",
         segmented({"startTime": 0, "endTime": 1}),

@@ -275,7 +275,9 @@ def error_class(
     if phase == "task":
         if family == "safety":
             return ContentFlagged
-        if family in ("timeout", "provider", "server", "rateLimit"):
+        # Only a timeout is known to be transient: resubmitting anything else is a new paid task
+        # that would most likely fail the same way.
+        if family == "timeout":
             return TransientTaskError
         if family == "quota":
             return InsufficientCredits

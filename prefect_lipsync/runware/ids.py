@@ -15,8 +15,9 @@ from typing import Any
 
 from prefect_lipsync.runware.models import Sync3Request
 
-# Delivery details, not content: a new webhook URL (fresh secret, new port) must not make a new task.
-_NOT_CONTENT = frozenset({"taskUUID", "webhookURL"})
+# Delivery details, not content: a new webhook URL (fresh secret, new port), another URL lifetime,
+# cost reporting or upload target must not make a new (paid) task for the same generation.
+_NOT_CONTENT = frozenset({"taskUUID", "webhookURL", "ttl", "includeCost", "uploadEndpoint"})
 
 
 def canonical_json(payload: Any) -> bytes:

@@ -312,9 +312,7 @@ class Segment(_WireModel):
     """One stretch of the video and the audio that plays there."""
 
     start_time: Annotated[TimeValue, Field(description="Start in the video, seconds, 0.01 s steps.")]
-    end_time: Annotated[
-        float, Field(allow_inf_nan=False, description="End in the video, seconds; > startTime.")
-    ]
+    end_time: Annotated[TimeValue, Field(description="End in the video, seconds; > startTime.")]
     audio: str = Field(description="Audio source URL for this segment.")
     audio_start_time: Annotated[TimeValue, Field(description="Start within the audio file, seconds.")] = 0
     audio_end_time: Annotated[TimeValue | None, Field(description="End within the audio file, seconds.")] = (

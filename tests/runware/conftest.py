@@ -45,13 +45,15 @@ def emulator() -> Iterator[Callable[..., contextlib.AbstractContextManager[Emula
 
 
 def requests_for(video: str, audio_url: str, count: int, **extra: Any) -> list[Sync3Request]:
-    """`count` distinct sync-3 requests (they differ in outputQuality/ttl, so in content)."""
+    """`count` distinct sync-3 requests (they differ in outputQuality and syncMode, so in content;
+    ttl is a delivery detail and does not make a request distinct)."""
+    modes = ("cut_off", "silence", "bounce", "remap")
     return [
         Sync3Request.model_validate(
             {
                 "inputs": {"video": video, "audio": audio_url},
                 "outputQuality": 20 + i % 80,
-                "ttl": 60 + i,
+                "settings": {"syncMode": modes[(i // 80) % 4]},
                 **extra,
             }
         )

@@ -53,8 +53,8 @@ def test_request_answers_are_classified(code: str | None, status: int | None, ex
     ("code", "expected"),
     [
         ("timeoutProvider", E.TransientTaskError),
-        ("providerError", E.TransientTaskError),
-        ("inferenceError", E.TransientTaskError),
+        ("providerError", E.TaskFailed),  # only a timeout is known to be transient: no paid resubmit
+        ("inferenceError", E.TaskFailed),
         ("contentPolicyViolation", E.ContentFlagged),
         ("nsfwContentDetected", E.ContentFlagged),
         ("insufficientCredits", E.InsufficientCredits),

@@ -70,3 +70,17 @@ def test_retry_uuids_are_distinct_stable_and_version_4() -> None:
     assert len({base, first, second}) == 3
     assert first == retry_task_uuid(base.upper(), 1)
     assert is_uuid4(first) and is_uuid4(second)
+
+
+def test_delivery_details_do_not_change_the_task_uuid_but_content_does() -> None:
+    base = {"inputs": {"video": "https://x/v.mp4", "audio": "https://x/a.wav"}}
+    same = {
+        **base,
+        "ttl": 7200,
+        "includeCost": True,
+        "uploadEndpoint": "https://bucket/out.mp4",
+        "webhookURL": "https://hooks/x?token=t",
+    }
+    other = {**base, "outputQuality": 80}
+    assert derive_task_uuid(base) == derive_task_uuid(same)
+    assert derive_task_uuid(base) != derive_task_uuid(other)

@@ -155,7 +155,9 @@ async def _fetch_once(
                 expected = None if encoded else response.headers.get("content-length")
                 chunks = response.aiter_bytes(chunk_bytes) if encoded else response.aiter_raw(chunk_bytes)
                 async for chunk in chunks:
-                    os.write(fd, chunk)
+                    view = memoryview(chunk)
+                    while view:  # os.write may write less than asked (a full disk, a signal)
+                        view = view[os.write(fd, view) :]
                     received += len(chunk)
         except httpx.TransportError as exc:
             raise _Retryable(

@@ -53,6 +53,10 @@ class LipsyncSettings(Block):
         le=5,
         description="Times a job the provider failed transiently is resubmitted; each resubmit is a new paid task.",
     )
+    global_concurrency_limit: str | None = Field(
+        default=None,
+        description="Name of a Prefect global concurrency limit that caps jobs in flight across all workers.",
+    )
     price_per_second_usd: float = Field(
         default=0.13,
         ge=0,

@@ -74,8 +74,10 @@ async def localize_video(
     out_dir: str = "lipsync-output",
     languages: list[str] | None = None,
     credentials: RunwareCredentials | None = None,
+    credentials_block: str | None = None,
     settings: LipsyncSettings | None = None,
     base_url: str | None = None,
+    allow_emulator: bool = True,
     quality_policy: QualityPolicy = "fail",
     approval_timeout_s: int = 3600,
     rerun_nonce: str | None = None,
@@ -87,15 +89,19 @@ async def localize_video(
         out_dir: Folder for the outputs; each manifest gets a sub-folder named after it.
         languages: Only these languages of the manifest (all when empty).
         credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
+        credentials_block: The name of a saved RunwareCredentials block, instead of `credentials`.
         settings: Shared defaults (output format, safety, concurrency, prices, quality thresholds).
         base_url: Another Runware endpoint, such as an emulator started with `prefect-lipsync emulator`.
+        allow_emulator: Without any key, run on the local emulator (dub previews); false makes such a run fail.
         quality_policy: `fail` fails the run on a failed check, `warn` only reports, `ask` pauses for a person.
         approval_timeout_s: With `ask`: how long to wait for a decision before rejecting.
         rerun_nonce: Set to re-run (and pay for) jobs already done once; leave empty to resume instead.
     """
     logger = get_run_logger()
     settings = settings or LipsyncSettings()
-    with runware_endpoint(credentials, base_url) as endpoint:
+    with runware_endpoint(
+        credentials or credentials_block, base_url, allow_emulator=allow_emulator
+    ) as endpoint:
         if endpoint.offline:
             logger.warning(OFFLINE_NOTICE)
         async with client_session(endpoint.credentials):
@@ -261,8 +267,10 @@ async def localize_batch(
     pattern: str = "*.yaml",
     max_concurrent_manifests: Annotated[int, Field(ge=1, le=32)] = 2,
     credentials: RunwareCredentials | None = None,
+    credentials_block: str | None = None,
     settings: LipsyncSettings | None = None,
     base_url: str | None = None,
+    allow_emulator: bool = True,
     quality_policy: Literal["fail", "warn"] = "fail",
 ) -> BatchResult:
     """Localize every manifest in `folder` that has not been done yet (the nightly job).
@@ -273,8 +281,10 @@ async def localize_batch(
         pattern: Glob of manifest files, e.g. `*.yaml` or `**/manifest.json`.
         max_concurrent_manifests: Manifests processed at once.
         credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
+        credentials_block: The name of a saved RunwareCredentials block, instead of `credentials`.
         settings: Shared defaults for every manifest.
         base_url: Another Runware endpoint, such as an emulator started with `prefect-lipsync emulator`.
+        allow_emulator: Without any key, run on the local emulator (dub previews); false makes such a run fail.
         quality_policy: `fail` counts a manifest with a failed check as failed; `warn` only reports.
     """
     logger = get_run_logger()
@@ -289,8 +299,11 @@ async def localize_batch(
     logger.info("%d manifests: %d to do, %d already done", len(manifests), len(pending), len(result.skipped))
     if not pending:
         return _batch_done(result)
+    pending = _refuse_duplicate_names(pending, result)
     limit = asyncio.Semaphore(max_concurrent_manifests)
-    with runware_endpoint(credentials, base_url) as endpoint:
+    with runware_endpoint(
+        credentials or credentials_block, base_url, allow_emulator=allow_emulator
+    ) as endpoint:
         if endpoint.offline:
             logger.warning(OFFLINE_NOTICE)
         sub_credentials = None if endpoint.offline else endpoint.credentials
@@ -306,7 +319,10 @@ async def localize_batch(
                     quality_policy=quality_policy,
                     return_state=True,
                 )
-            if state.is_completed():
+            if state.is_completed() and endpoint.offline:
+                # Dub previews are not the real thing: the manifest stays to do for a run with a key.
+                result.done.append(str(manifest))
+            elif state.is_completed():
                 marker = _done_marker(out_root, manifest)
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 _write_atomically(
@@ -318,6 +334,34 @@ async def localize_batch(
 
         await asyncio.gather(*(one(m) for m in pending))
     return _batch_done(result)
+
+
+def _output_name(manifest: Path) -> str | None:
+    """The folder a manifest's outputs go to (its name, else its video's stem), or None if unreadable."""
+    from prefect_lipsync.manifest import read_manifest
+
+    loaded, _ = read_manifest(manifest)
+    if loaded is None:
+        return None  # its own run reports why
+    return loaded.manifest.name or Path(loaded.resolve(loaded.manifest.video)).stem
+
+
+def _refuse_duplicate_names(manifests: list[Path], result: BatchResult) -> list[Path]:
+    """Manifests whose outputs would land in the same folder are refused instead of overwriting each other."""
+    by_name: dict[str, list[Path]] = {}
+    for manifest in manifests:
+        by_name.setdefault(_output_name(manifest) or f"unreadable:{manifest}", []).append(manifest)
+    keep = []
+    for name, group in by_name.items():
+        if len(group) == 1:
+            keep.extend(group)
+            continue
+        for manifest in group:
+            result.failed[str(manifest)] = (
+                f"{len(group)} manifests write to the output folder {name!r} "
+                f"({', '.join(str(m) for m in group)}): give each a distinct `name:`"
+            )
+    return keep
 
 
 def _batch_done(result: BatchResult) -> BatchResult:
@@ -360,8 +404,10 @@ async def lipsync_video(
     language: str = "dub",
     sync_mode: Literal["bounce", "cut_off", "silence", "remap"] = "cut_off",
     credentials: RunwareCredentials | None = None,
+    credentials_block: str | None = None,
     settings: LipsyncSettings | None = None,
     base_url: str | None = None,
+    allow_emulator: bool = True,
     quality_policy: QualityPolicy = "fail",
     approval_timeout_s: int = 3600,
     rerun_nonce: str | None = None,
@@ -378,8 +424,10 @@ async def lipsync_video(
         language: Used in the output's file name.
         sync_mode: What the service does when audio and video lengths differ.
         credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
+        credentials_block: The name of a saved RunwareCredentials block, instead of `credentials`.
         settings: Shared defaults (output format, safety, prices, quality thresholds).
         base_url: Another Runware endpoint, such as an emulator started with `prefect-lipsync emulator`.
+        allow_emulator: Without any key, run on the local emulator (dub previews); false makes such a run fail.
         quality_policy: `fail` fails the run on a failed check, `warn` only reports, `ask` pauses for a person.
         approval_timeout_s: With `ask`: how long to wait for a decision before rejecting.
         rerun_nonce: Set to re-run (and pay for) a job already done once; leave empty to resume instead.

@@ -37,6 +37,7 @@ def _endpoint_id(credentials: RunwareCredentials) -> str:
 def _prepare_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     request: dict[str, Any] = parameters["request"]
     ops: list[PlannedAudioOp] = parameters.get("audio_ops") or []
+    rendered = {op.output_uri for op in ops}  # exist only after rendering: their content_key stands in
     content = {
         "endpoint": _endpoint_id(parameters["credentials"]),
         "request": request,
@@ -46,7 +47,7 @@ def _prepare_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
         "files": {
             ref: cached_file_sha256(local_path(ref))
             for ref in Sync3Request.model_validate(request).local_refs()
-            if local_path(ref).exists()
+            if ref not in rendered
         },
     }
     return "lipsync-prepare-" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
@@ -65,16 +66,11 @@ async def prepare_media(
     audio_ops: list[PlannedAudioOp] | None = None,
     nonce: str | None = None,
 ) -> dict[str, Any]:
-    """Render the job's audio operations, upload every local file once, and swap in their URLs.
+    """Upload every local file of the request once (its audio operations already rendered) and swap in URLs.
 
     The returned request carries its taskUUID, derived from the content of the files rather than
     from their upload URLs, so the same job keeps the same UUID however often it is prepared.
     """
-    import anyio
-
-    for planned in audio_ops or []:
-        # The request already names this output (a file:// URI); render it there before upload.
-        await anyio.to_thread.run_sync(lambda p=planned: render_audio_op(p.op, Path(p.output_path).parent))
     client = await shared_client(credentials)
     prepared = await client.upload_local_refs(Sync3Request.model_validate(request), nonce=nonce)
     if prepared.task_uuid is None:
@@ -85,6 +81,23 @@ async def prepare_media(
 def _submit_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     uuid = parameters["request"]["taskUUID"]
     return f"lipsync-submit-{hashlib.sha256((_endpoint_id(parameters['credentials']) + uuid).encode()).hexdigest()}"
+
+
+@task(
+    name="render-planned-audio",
+    description="Render the planned crops and tempo changes of a job's audio (cached by content).",
+)
+async def render_planned_audio(audio_ops: list[PlannedAudioOp]) -> list[str]:
+    """Write each planned audio operation where the request already names it; existing outputs are reused."""
+    import anyio
+
+    rendered = []
+    for planned in audio_ops:
+        path = await anyio.to_thread.run_sync(
+            lambda p=planned: render_audio_op(p.op, Path(p.output_path).parent)
+        )
+        rendered.append(str(path))
+    return rendered
 
 
 @task(
@@ -124,7 +137,7 @@ async def download_lipsync_result(
     """Download `result` to `destination` (atomically) and return the path."""
     dest = Path(destination)
     marker = dest.with_name(f".{dest.name}.video-uuid")
-    if dest.exists() and marker.exists() and marker.read_text() == (result.video_uuid or ""):
+    if result.video_uuid and dest.exists() and marker.exists() and marker.read_text() == result.video_uuid:
         return str(dest)  # this very result was downloaded by an earlier run
     client = await shared_client(credentials)
     path = await client.download(result, dest)

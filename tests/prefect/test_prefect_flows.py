@@ -168,6 +168,11 @@ def test_resume_after_sigkill_while_waiting_submits_and_uploads_nothing_again(
 ) -> None:
     base_url = external_emulator("--latency", "8")
     manifest = copy_demo(demo_root, tmp_path / "resume", name="resume")
+    # Line 1 now has no gap to grow into: its audio must be sped up, an audio operation rendered
+    # before pre-flight and uploaded once (a resumed run must not upload it again).
+    manifest.write_text(
+        manifest.read_text().replace("end: 2.9", "end: 2.55").replace("start: 3.4", "start: 2.6")
+    )
     command = [
         sys.executable,
         "-m",
@@ -196,6 +201,11 @@ def test_resume_after_sigkill_while_waiting_submits_and_uploads_nothing_again(
     assert after["accepted"] == before["accepted"] == 2
     assert after["uploads"] == before["uploads"]
     assert len(list((tmp_path / "out" / "resume").glob("resume.*.mp4"))) == 2
+    result = json.loads((tmp_path / "out" / "resume" / "result.json").read_text())
+    assert all(
+        any("tempo" in w or "sped up" in w or "truncated" in w for w in o["warnings"])
+        for o in result["outputs"]
+    )
 
 
 async def test_batch_of_five_manifests_under_faults_finishes_with_each_job_accepted_once(
@@ -207,11 +217,12 @@ async def test_batch_of_five_manifests_under_faults_finishes_with_each_job_accep
     with run_emulator(
         latency=0.5, seed=7, http_error_rate=0.15, drop_rate=0.05, lose_submit_rate=0.2, task_error_rate=0.15
     ) as base_url:
+        creds = RunwareCredentials(api_key=SecretStr("batch-test-key"), base_url=str(base_url))
         result = await localize_batch(
             folder=str(folder),
             out_dir=str(tmp_path / "out"),
             pattern="manifest.yaml",
-            base_url=str(base_url),
+            credentials=creds,
             max_concurrent_manifests=3,
             settings=LipsyncSettings(concurrency=4, max_task_retries=4),
             quality_policy="warn",
@@ -223,8 +234,40 @@ async def test_batch_of_five_manifests_under_faults_finishes_with_each_job_accep
     assert counters["accepted"] == counters["distinct_task_uuids"] == 10 + counters["failed"]
     outputs = sorted((tmp_path / "out").glob("batch-*/batch-*.*.mp4"))
     assert len(outputs) == 10
-    again = await localize_batch(folder=str(folder), out_dir=str(tmp_path / "out"), pattern="manifest.yaml")
-    assert len(again.skipped) == 5 and not again.done
+    again = await localize_batch(
+        folder=str(folder), out_dir=str(tmp_path / "out"), pattern="manifest.yaml", allow_emulator=False
+    )
+    assert len(again.skipped) == 5 and not again.done  # done manifests need no endpoint at all
+
+
+async def test_batch_refuses_manifests_that_would_write_to_the_same_folder(
+    demo_root: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "inbox"
+    copy_demo(demo_root, folder / "a", name="same")
+    copy_demo(demo_root, folder / "b", name="same", shift=1)
+    state = await localize_batch(
+        folder=str(folder), out_dir=str(tmp_path / "out"), pattern="manifest.yaml", return_state=True
+    )
+    assert state.is_failed() and "give each a distinct `name:`" in str(state.message)
+    assert not (tmp_path / "out" / "same").exists()
+
+
+async def test_nightly_style_run_without_a_key_fails_instead_of_making_previews(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUNWARE_API_KEY", raising=False)
+    monkeypatch.delenv("RUNWARE_BASE_URL", raising=False)
+    copy_demo(demo_root, tmp_path / "inbox" / "m", name="nokey")
+    state = await localize_batch(
+        folder=str(tmp_path / "inbox"),
+        out_dir=str(tmp_path / "out"),
+        pattern="manifest.yaml",
+        allow_emulator=False,
+        return_state=True,
+    )
+    assert state.is_failed() and "does not allow the local emulator" in str(state.message)
+    assert not (tmp_path / "out" / "nokey").exists()
 
 
 async def test_api_key_appears_nowhere_in_logs_artifacts_results_or_database(

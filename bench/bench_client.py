@@ -26,14 +26,20 @@ KEY = "bench-key"
 
 
 def _requests(video: str, audio: str, jobs: int, tag: str) -> list[Sync3Request]:
-    # Distinct content per job (ttl), and per run (outputQuality), so no run sees the other's tasks.
-    quality = 90 if tag == "ours" else 91
-    return [
-        Sync3Request.model_validate(
-            {"inputs": {"video": video, "audio": audio}, "ttl": 60 + i, "outputQuality": quality}
-        )
-        for i in range(jobs)
-    ]
+    # Distinct content per job and per run (quality x sync mode x format: 960 combinations; ttl is a
+    # delivery detail, not content), so each job is its own task and no run sees the other's tasks.
+    offset = 0 if tag == "ours" else 480
+    modes, formats = ("cut_off", "silence", "bounce", "remap"), ("MP4", "WEBM", "MOV")
+    requests = []
+    for i in range(offset, offset + jobs):
+        payload = {
+            "inputs": {"video": video, "audio": audio},
+            "outputQuality": 20 + i % 80,
+            "settings": {"syncMode": modes[(i // 80) % 4]},
+            "outputFormat": formats[(i // 320) % 3],
+        }
+        requests.append(Sync3Request.model_validate(payload))
+    return requests
 
 
 async def _ours(url: str, reqs: list[Sync3Request]) -> int:

@@ -47,16 +47,48 @@ def build(root: Path, seconds: float) -> tuple[Path, Path, dict[str, object]]:
         start = round(i * slot + 0.5, 2)
         spoken = float(probe_streams(wav).duration)
         end = round(min(start + spoken, start + slot - 1.0, seconds), 2)
-        segments.append({"startTime": start, "endTime": end, "audio": wav.as_uri(),
-                         "audioStartTime": 0, "audioEndTime": round(end - start, 2)})
+        segments.append(
+            {
+                "startTime": start,
+                "endTime": end,
+                "audio": wav.as_uri(),
+                "audioStartTime": 0,
+                "audioEndTime": round(end - start, 2),
+            }
+        )
         inputs += ["-i", str(wav)]
         parts.append(f"[{i + 1}:a]atrim=0:{end - start:.3f},adelay={round(start * 1000)}:all=1[d{i}]")
     mix = "".join(f"[d{i}]" for i in range(len(LINES)))
-    graph = ";".join([*parts, f"{mix}amix=inputs={len(LINES)}:normalize=0,volume=-6dB,apad,atrim=0:{seconds}[a]"])
+    graph = ";".join(
+        [*parts, f"{mix}amix=inputs={len(LINES)}:normalize=0,volume=-6dB,apad,atrim=0:{seconds}[a]"]
+    )
     output = root / "output.mp4"
-    run_ffmpeg(["-y", "-i", str(source), *inputs, "-filter_complex", graph, "-map", "0:v", "-map", "[a]",
-                "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac", "-b:a", "128k", str(output)],
-               timeout=1200)
+    run_ffmpeg(
+        [
+            "-y",
+            "-i",
+            str(source),
+            *inputs,
+            "-filter_complex",
+            graph,
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            str(output),
+        ],
+        timeout=1200,
+    )
     payload = {"inputs": {"video": source.as_uri()}, "settings": {"segments": segments}}
     return source, output, payload
 
@@ -87,13 +119,21 @@ def main() -> int:
             verdicts["checks"] = check_output(output, source=source, request_payload=payload).verdict
 
         def checks_face() -> None:
-            report = check_output(output, source=source, request_payload=payload, face_box=face_box(*SIZE),
-                                  mouth_box=mouth_box(*SIZE), lipsync_expected=False)
+            report = check_output(
+                output,
+                source=source,
+                request_payload=payload,
+                face_box=face_box(*SIZE),
+                mouth_box=mouth_box(*SIZE),
+                lipsync_expected=False,
+            )
             verdicts["checks+face"] = report.verdict
 
         rows = [("baseline: ffmpeg -i OUT -f null -", median_time(plain, args.repeat), "")]
         rows.append(("checks (plan, no face box)", median_time(checks, args.repeat), verdicts["checks"]))
-        rows.append(("checks + face/mouth SSIM", median_time(checks_face, args.repeat), verdicts["checks+face"]))
+        rows.append(
+            ("checks + face/mouth SSIM", median_time(checks_face, args.repeat), verdicts["checks+face"])
+        )
     base = rows[0][1]
     print(f"{'run':36} {'median s':>9} {'ratio':>7}  verdict")
     for name, seconds, verdict in rows:

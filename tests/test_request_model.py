@@ -401,10 +401,10 @@ def test_a_request_without_task_uuid_is_accepted_for_the_client_to_fill() -> Non
 
 def test_local_file_refs_are_listed_for_upload() -> None:
     request = Sync3Request.model_validate(
-        segmented(seg(0, 1, audio="file:///work/es/l001.wav"), seg(1, 2))
-        | {"inputs": {"video": "file:///work/source.mp4"}}
+        segmented(seg(0, 1, audio="file:///data/project/es/l001.wav"), seg(1, 2))
+        | {"inputs": {"video": "file:///data/project/source.mp4"}}
     )
-    assert request.local_refs() == ["file:///work/source.mp4", "file:///work/es/l001.wav"]
+    assert request.local_refs() == ["file:///data/project/source.mp4", "file:///data/project/es/l001.wav"]
 
 
 # ------------------------------------------------------------------------- answers

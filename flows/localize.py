@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,11 +20,13 @@ from pydantic import BaseModel, Field
 
 from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.blocks.settings import LipsyncSettings
+from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.flows.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
 from prefect_lipsync.tasks.clients import client_session
 from prefect_lipsync.tasks.jobs import LanguageOutput, run_job
 from prefect_lipsync.tasks.planning import plan_manifest, probe_media
 from prefect_lipsync.tasks.report import (
+    artifact_key,
     create_progress,
     publish_run_summary,
     quality_findings_markdown,
@@ -61,11 +62,6 @@ class QualityApproval(RunInput):
     approved: bool = Field(description="Approve the outputs for delivery despite the findings.")
     reviewer: str = Field(default="", description="Who decided.")
     comment: str = Field(default="", description="Why.")
-
-
-def _slug(text: str) -> str:
-    keep = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
-    return "-".join(part for part in keep.split("-") if part) or "run"
 
 
 @flow(name="localize-video", description="One manifest -> one lip-synced, checked video per language.")
@@ -144,7 +140,7 @@ async def _localize(
     name = plan.name
     out_dir = out_root / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    slug = _slug(name)
+    slug = artifact_key(name) or "run"
     progress = await create_progress(slug, total=len(plan.jobs))
     limit = asyncio.Semaphore(settings.concurrency)
 
@@ -178,7 +174,7 @@ async def _localize(
     await publish_run_summary(
         slug, result.outputs, estimated_cost_usd=plan.estimated_cost_usd, offline=endpoint.offline
     )
-    _write_atomically(out_dir / "result.json", result.model_dump_json(indent=2))
+    write_text_atomic(out_dir / "result.json", result.model_dump_json(indent=2))
     for output in outputs:
         if output.error:
             logger.error("%s: %s", output.language, output.error)
@@ -222,12 +218,6 @@ async def _apply_quality_policy(result: LocalizeResult, policy: QualityPolicy, t
             f"Rejected by {decision.reviewer or 'a reviewer'}: {decision.comment or 'no comment'}"
         )
     logger.info("Approved by %s: %s", decision.reviewer or "a reviewer", decision.comment)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- batch
@@ -325,7 +315,7 @@ async def localize_batch(
             elif state.is_completed():
                 marker = _done_marker(out_root, manifest)
                 marker.parent.mkdir(parents=True, exist_ok=True)
-                _write_atomically(
+                write_text_atomic(
                     marker, json.dumps({"manifest": str(manifest), "digest": _manifest_digest(manifest)})
                 )
                 result.done.append(str(manifest))
@@ -505,5 +495,5 @@ def _write_single_manifest(
         "languages": {language: spec},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    write_text_atomic(path, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
     return path

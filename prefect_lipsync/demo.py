@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.media.synth import face_box, make_talking_card, speak
 
 DEMO_SIZE = (640, 360)
@@ -72,11 +73,9 @@ def build_demo(root: str | Path) -> Path:
         "speakers": {"host": {"box": list(face_box(*DEMO_SIZE))}},
         "languages": languages,
     }
-    path = root / "manifest.yaml"
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(
+        root / "manifest.yaml", yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

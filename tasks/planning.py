@@ -35,7 +35,6 @@ class RunPlan(BaseModel):
     video_fps: Fraction | None
     video_duration: float
     face_box: Box | None
-    work_dir: str
     plan: Plan
 
     @property
@@ -146,7 +145,6 @@ async def plan_manifest(
             video_fps=info.video.fps if info.video else None,
             video_duration=info.duration,
             face_box=face_box,  # type: ignore[arg-type]
-            work_dir=str(ops_dir),
             plan=plan,
         )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,7 @@ import anyio
 from prefect import task
 from pydantic import BaseModel, Field
 
+from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.quality import QualityReport, check_output
 from prefect_lipsync.quality.pictures import write_pictures
 from prefect_lipsync.quality.preflight import preflight
@@ -65,11 +65,8 @@ async def preflight_job(job: PlannedJob, plan: RunPlan, settings: LipsyncSetting
 
 
 def _write_report(report: QualityReport, delivered: Path) -> Path:
-    path = delivered.with_name(delivered.name + ".report.json")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report.model_dump(mode="json"), indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(report.model_dump(mode="json"), indent=2)
+    return write_text_atomic(delivered.with_name(delivered.name + ".report.json"), text)
 
 
 @task(

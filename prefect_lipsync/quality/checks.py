@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.quality.analysis import PCM_RATE, Findings, FrameGrab, analyze
 from prefect_lipsync.quality.avsync import Signal, decode_pcm16k, measure_offset
@@ -559,17 +560,6 @@ def check_output(
     return report(checks)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def quarantine(output: Path, report: QualityReport) -> Path:
     """Move `output` into a `quarantine/` directory beside it, with the report that says why.
 
@@ -587,5 +577,5 @@ def quarantine(output: Path, report: QualityReport) -> Path:
     report.quarantined_to = str(target)
     reasons = [c.message for c in report.checks if c.status == "fail"]
     body = {"reasons": reasons, "report": report.model_dump(mode="json")}
-    _write_atomic(target.with_name(target.name + ".quarantine.json"), json.dumps(body, indent=2))
+    write_text_atomic(target.with_name(target.name + ".quarantine.json"), json.dumps(body, indent=2))
     return target

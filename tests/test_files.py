@@ -42,7 +42,9 @@ def test_text_bytes_and_chunks_land_whole(tmp_path: Path) -> None:
     assert leftovers(tmp_path / "deep", "c.bin") == []
 
 
-def test_every_byte_is_written_when_os_write_is_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_byte_is_written_when_os_write_is_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_write = os.write
     calls = []
 
@@ -61,9 +63,7 @@ def test_fsync_comes_before_the_rename(tmp_path: Path, monkeypatch: pytest.Monke
     events: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(files.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(
-        files.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1]
-    )
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
     write_text_atomic(tmp_path / "r.json", "{}")
     assert events.index("fsync") < events.index("replace")
 

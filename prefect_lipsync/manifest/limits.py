@@ -126,7 +126,7 @@ def _check_yaml(text: str, limits: ManifestLimits) -> None:
             if isinstance(event, yaml.ScalarEvent):
                 value = event.value
                 if (
-                    event.style is None
+                    not event.style  # plain: None in PyYAML, "" in libyaml
                     and len(value) > limits.max_number_chars
                     and _PlainNumber.fullmatch(value)
                 ):

@@ -319,6 +319,8 @@ class RunwareClient:
                 list(chunk.values()), what=f"submit of {len(chunk)} tasks", deadline=deadline
             )
         except RunwareError as exc:
+            if len(chunk) == 1 and exc.task_uuid is None:
+                exc.task_uuid = uuids[0]  # the error of a one-task submit is that task's
             attributed = [e for e in exc.errors if e.task_uuid in chunk]
             if (
                 exc.transient

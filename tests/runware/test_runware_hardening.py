@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pickle
+import stat
 import time
 from pathlib import Path
 
@@ -160,6 +162,9 @@ async def test_without_content_length_a_full_result_that_decodes_to_its_length_i
             out = await client.download(server.url + "/r.mp4", tmp_path / "r.mp4", expected_duration_s=1.0)
     assert out.read_bytes() == data
     assert abs(decoded_length_s(out) - 1.0) < 0.1
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # as any new file, not 0600
 
 
 @pytest.mark.parametrize("kind", ["plain", "faststart"])

@@ -33,17 +33,29 @@ def _line_at(text: str, pos: int) -> int:
 
 
 def check_json_text(
-    text: str, *, max_depth: int = DEFAULT_MAX_DEPTH, max_number_chars: int = DEFAULT_MAX_NUMBER_CHARS
+    text: str,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_number_chars: int = DEFAULT_MAX_NUMBER_CHARS,
+    max_values: int | None = None,
 ) -> None:
-    """Raise JSONLimitError when `text` nests deeper than `max_depth` or has an over-long number.
+    """Raise JSONLimitError when `text` nests deeper than `max_depth`, has an over-long number, or
+    (with `max_values`) holds more strings, numbers, objects and arrays than that.
 
     Linear in the text and without recursion, so it is safe on any input; the text is not
     otherwise validated (json.loads does that afterwards).
     """
     depth = 0
+    values = 0
     for match in _TOKENS.finditer(text):
         token = match.group()
         first = token[0]
+        if first not in "]}":
+            values += 1
+            if max_values is not None and values > max_values:
+                raise JSONLimitError(
+                    f"it holds more than the limit of {max_values} values", _line_at(text, match.start())
+                )
         if first == '"':
             continue
         if first in "[{":

@@ -40,6 +40,9 @@ class ManifestLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     #: Mappings and lists inside each other (a real manifest uses 5).
     max_depth: int = 32
+    #: Values (keys, scalars, mappings, lists; aliases expanded) in all: parsing costs memory and
+    #: time per value (a 1,500-line, 10-language manifest holds about 330,000).
+    max_nodes: int = 600_000
     #: Nodes that YAML aliases (*name) add when expanded; anchors are for sharing a few settings.
     max_alias_nodes: int = 10_000
     #: Characters of one number (a time such as 3725.125 has 8).
@@ -79,7 +82,12 @@ def check_text(text: str, *, is_json: bool, limits: ManifestLimits) -> None:
     """
     if is_json:
         try:
-            check_json_text(text, max_depth=limits.max_depth, max_number_chars=limits.max_number_chars)
+            check_json_text(
+                text,
+                max_depth=limits.max_depth,
+                max_number_chars=limits.max_number_chars,
+                max_values=limits.max_nodes,
+            )
         except JSONLimitError as exc:
             raise LimitError(str(exc), exc.line, _fix_for(str(exc))) from None
         return
@@ -89,6 +97,8 @@ def check_text(text: str, *, is_json: bool, limits: ManifestLimits) -> None:
 def _fix_for(message: str) -> str:
     if "nesting" in message:
         return "a manifest nests a few levels deep: check the brackets and indentation"
+    if "values" in message:
+        return "split it into several manifests (one per language, say)"
     return "write times and numbers with a few digits (quote a long text to keep it text)"
 
 
@@ -114,6 +124,7 @@ def _check_yaml(text: str, limits: ManifestLimits) -> None:
     anchors: dict[str, tuple[int, int]] = {}
     stack: list[_Open] = []
     alias_nodes = 0
+    total = 0
 
     def child(nodes: int, depth: int) -> None:
         if stack:
@@ -123,6 +134,15 @@ def _check_yaml(text: str, limits: ManifestLimits) -> None:
     try:
         for event in yaml.parse(text, Loader=_Parser):
             line = event.start_mark.line + 1 if event.start_mark is not None else None
+            if isinstance(event, yaml.NodeEvent):  # a scalar, an alias, a mapping or a list begins
+                expanded = anchors.get(event.anchor or "") if isinstance(event, yaml.AliasEvent) else None
+                total += expanded[0] if expanded else 1
+                if total > limits.max_nodes:
+                    raise LimitError(
+                        f"it holds more than the limit of {limits.max_nodes} values (aliases expanded)",
+                        line,
+                        "split it into several manifests (one per language, say)",
+                    )
             if isinstance(event, yaml.ScalarEvent):
                 value = event.value
                 if (

@@ -206,3 +206,16 @@ def test_the_plan_command_exits_non_zero_without_a_traceback(
     out, err = capsys.readouterr()
     assert code != 0 and out == ""
     assert str(path) in err and "limit" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("suffix", ["yaml", "json"])
+def test_too_many_values_are_refused_before_parsing(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"dense.{suffix}"
+    values = ",".join(["1"] * 5000)
+    if suffix == "yaml":
+        path.write_text(HEAD + f"x: [{values}]\nlanguages: {{es: {{audio: a.wav}}}}\n")
+    else:
+        path.write_text('{"version": 1, "video": "v.mp4",\n"x": [' + values + "]}")
+    problem, _, _ = refused(path, ManifestLimits(max_nodes=1000))
+    assert "more than the limit of 1000 values" in problem.message and problem.line == 3 - (suffix == "json")
+    assert problem.fix and "split" in problem.fix

@@ -64,8 +64,17 @@ class LimitError(ValueError):
 
 def read_limited(path: str | os.PathLike[str], limits: ManifestLimits) -> bytes:
     """The file's bytes, refused (LimitError) without reading more than the limit."""
+    parts: list[bytes] = []
+    size = 0
     with open(path, "rb") as handle:
-        data = handle.read(limits.max_bytes + 1)
+        # In pieces: read(limit + 1) would allocate the whole limit even for a small file.
+        while size <= limits.max_bytes:
+            part = handle.read(min(1 << 20, limits.max_bytes + 1 - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    data = b"".join(parts)
     if len(data) > limits.max_bytes:
         raise LimitError(
             f"the manifest is larger than the limit of {limits.max_bytes} bytes",
@@ -111,9 +120,10 @@ class _Open:
     depth: int = 1
 
 
-def _too_deep(limits: ManifestLimits, line: int | None) -> LimitError:
+def _too_deep(limits: ManifestLimits, line: int | None, *, alias: bool = False) -> LimitError:
+    how = " (aliases expanded)" if alias else ""
     return LimitError(
-        f"nesting is deeper than the limit of {limits.max_depth} levels (aliases expanded)",
+        f"nesting is deeper than the limit of {limits.max_depth} levels{how}",
         line,
         "a manifest nests a few levels deep: check the indentation, brackets and aliases",
     )
@@ -178,7 +188,7 @@ def _check_yaml(text: str, limits: ManifestLimits) -> None:
                         "use anchors and aliases (&name, *name) only to share a few settings",
                     )
                 if len(stack) + depth > limits.max_depth:
-                    raise _too_deep(limits, line)
+                    raise _too_deep(limits, line, alias=True)
                 child(nodes, depth)
             elif isinstance(event, yaml.CollectionStartEvent):
                 stack.append(_Open(event.anchor))

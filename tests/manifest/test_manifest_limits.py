@@ -17,7 +17,7 @@ from prefect_lipsync.manifest.limits import MAX_BYTES_ENV, ManifestLimits
 from prefect_lipsync.manifest.loader import read_manifest
 
 HEAD = "version: 1\nvideo: v.mp4\n"
-MEMORY_CAP = 32 * 1024 * 1024  # bytes allocated at the peak, far below what the attacks need
+MEMORY_CAP = 16 * 1024 * 1024  # bytes allocated at the peak, far below what the attacks need
 
 
 def refused(path: Path, limits: ManifestLimits | None = None) -> tuple[ManifestProblem, float, int]:

@@ -131,8 +131,10 @@ class RunwareClient:
         self._waiter = Waiter(self._transport, poll or PollPolicy(), poll=webhook is None, progress=progress)
         self._uploader = Uploader(self._transport, upload_cache)
         self._unsubscribe: Callable[[], None] | None = None
-        #: TaskUUIDs whose submit the service answered as accepted (or as already known).
+        #: TaskUUIDs whose submit the service answered as accepted (or as already known), and
+        #: those it refused outright (an answer, not a lost one).
         self._accepted: set[str] = set()
+        self._refused: set[str] = set()
         self._waiter.accepted_by = self.was_accepted
         #: False once the service refused a multi-task submit POST without naming a task.
         self.batch_submits = True
@@ -233,16 +235,25 @@ class RunwareClient:
         assert sent.task_uuid is not None
         return Submitted(sent.task_uuid, sent.number_results, sent)
 
-    async def submit(self, request: Sync3Request, *, nonce: str | int | None = None) -> str:
+    async def submit(
+        self, request: Sync3Request, *, nonce: str | int | None = None, deadline: float | None = None
+    ) -> str:
         """Submit one request; returns its taskUUID (already known to the service is fine)."""
-        return (await self.submit_many([request], nonce=nonce))[0]
+        return (await self.submit_many([request], nonce=nonce, deadline=deadline))[0]
 
     async def submit_many(
-        self, requests: Sequence[Sync3Request], *, nonce: str | int | None = None
+        self,
+        requests: Sequence[Sync3Request],
+        *,
+        nonce: str | int | None = None,
+        deadline: float | None = None,
     ) -> list[str]:
-        """Submit requests in batches; returns their taskUUIDs in order. Raises the first refusal."""
+        """Submit requests in batches; returns their taskUUIDs in order. Raises the first refusal.
+
+        `deadline` (a time of the running loop) is the job's own: no attempt or retry outlives it.
+        """
         prepared = [self.prepare(r, nonce=nonce) for r in requests]
-        outcomes = await self._submit_prepared(prepared)
+        outcomes = await self._submit_prepared(prepared, deadline=deadline)
         for p in prepared:
             err = outcomes.get(p.task_uuid)
             if err is not None:
@@ -251,21 +262,26 @@ class RunwareClient:
 
     def was_accepted(self, task_uuid: str) -> bool | None:
         """Did the service ever accept this taskUUID? True: this client saw it accept the submit
-        (or report on the task); None: this client cannot know (it did not submit it).
+        (or report on the task); False: it refused the submit and never reported on the task;
+        None: this client cannot know (it did not submit it, or every answer was lost).
 
         A job runner may resubmit a task the service does not know under the same UUID only
         where it was never accepted; an accepted one is paid for again only with a new nonce.
         """
         if task_uuid in self._accepted or task_uuid in self._waiter.reported:
             return True
-        return None
+        return False if task_uuid in self._refused else None
 
     async def _submit_prepared(
         self, prepared: Sequence[Submitted], *, deadline: float | None = None
     ) -> dict[str, RunwareError | None]:
         """Submit each distinct task; taskUUID -> None (accepted) or the error that refused it."""
         outcome = await self._submit_rounds(prepared, deadline)
-        self._accepted.update(u for u, err in outcome.items() if err is None)
+        for task_uuid, err in outcome.items():
+            if err is None:
+                self._accepted.add(task_uuid)
+            elif not err.transient and not isinstance(err, JobTimeout):
+                self._refused.add(task_uuid)  # the service answered, and the answer was no
         return outcome
 
     async def _submit_rounds(

@@ -230,3 +230,15 @@ async def test_not_found_within_the_grace_period_is_still_waited_for() -> None:
         async with client_for(server.url, poll=PollPolicy(first_delay=0.01, interval=0.05)) as client:
             [result] = await asyncio.wait_for(client.wait(TASK, timeout=10), 10)
     assert result.video_uuid == "v1"
+
+
+async def test_a_refused_submit_is_known_never_to_have_been_accepted() -> None:
+    refusal = Reply(400, {"errors": [{"code": "invalidSyncMode", "message": "bad", "parameter": "settings"}]})
+    with scripted_server([refusal]) as server:
+        async with client_for(server.url) as client:
+            request = one_request()[0]
+            uuid = client.prepare(request).task_uuid
+            with pytest.raises(Exception, match="bad"):
+                await client.submit(request)
+            assert client.was_accepted(uuid) is False
+            assert client.was_accepted(TASK) is None

@@ -58,7 +58,7 @@ class DownloadPolicy:
     #: How long one attempt may take, connect to last byte (grows with the Content-Length).
     attempt: AttemptDeadline = field(default_factory=AttemptDeadline)
     #: Without a Content-Length: how far the decoded length may be from `expected_duration_s`.
-    duration_tolerance_s: float = 0.5
+    duration_tolerance_s: float = 0.25
     #: The ffprobe that measures a download without a Content-Length gets this long.
     probe_timeout_s: float = 60.0
 

@@ -171,7 +171,7 @@ async def test_without_content_length_a_full_result_that_decodes_to_its_length_i
 async def test_without_content_length_a_cut_short_result_is_an_error_and_not_kept(
     tmp_path: Path, videos: dict[str, bytes], kind: str
 ) -> None:
-    data = videos[kind][: len(videos[kind]) // 2]  # the server closes half way
+    data = videos[kind][: len(videos[kind]) // 3]  # the server closes a third of the way
     target = tmp_path / "r.mp4"
     with trickling_server(http_answer(200, data, content_length=False, ctype="video/mp4"), delay=0) as server:
         async with client_for(server.url) as client:
@@ -242,3 +242,24 @@ async def test_a_refused_submit_is_known_never_to_have_been_accepted() -> None:
                 await client.submit(request)
             assert client.was_accepted(uuid) is False
             assert client.was_accepted(TASK) is None
+
+
+def test_a_cut_result_whose_header_claims_the_full_length_is_measured_by_its_packets(
+    tmp_path: Path, videos: dict[str, bytes]
+) -> None:
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(videos["faststart"][: len(videos["faststart"]) // 3])
+    header = json.loads(
+        run_ffmpeg_probe_format(cut)  # the index comes first, so the header still says 1 s
+    )["format"]["duration"]
+    assert abs(float(header) - 1.0) < 0.05
+    assert decoded_length_s(cut) < 0.7
+
+
+def run_ffmpeg_probe_format(path: Path) -> str:
+    from prefect_lipsync.media.ffmpeg_runner import run_process
+
+    done = run_process(
+        ["ffprobe", "-v", "quiet", "-show_entries", "format=duration", "-of", "json", str(path)]
+    )
+    return done.stdout.decode()

@@ -2,11 +2,13 @@
 
 Transient failures (408, 429, 5xx, connection trouble, timeouts, non-JSON answers) are retried
 with exponential backoff and jitter, honouring `Retry-After`; nothing else is retried, and both
-the attempts and the total time are bounded. httpx's timeouts bound each read and write; a
-server that trickles its answer a byte at a time stays within them forever, so every attempt
-also has an overall deadline (`AttemptDeadline`: connect, write and read together), and a
-caller may pass its job's own deadline, past which nothing is retried. Retrying is only safe because every paid task
+the attempts and the total time are bounded. Retrying is only safe because every paid task
 carries a content-derived taskUUID: a repeated submit meets `conflictTaskUUID`, not a new bill.
+
+httpx's timeouts bound each read and write; a server that trickles its answer a byte at a time
+stays within them forever, so every attempt also has an overall deadline (`AttemptDeadline`:
+connect, write and read together), and a caller may pass its job's own deadline, past which no
+attempt runs and none is retried.
 """
 
 from __future__ import annotations

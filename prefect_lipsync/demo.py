@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from prefect_lipsync.files import write_text_atomic
-from prefect_lipsync.media.synth import face_box, make_talking_card, speak
+from prefect_lipsync.media.synth import face_box, make_talking_card, make_tone, speak
 
 DEMO_SIZE = (640, 360)
 DEMO_DURATION_S = 9.0
@@ -76,6 +76,45 @@ def build_demo(root: str | Path) -> Path:
     return write_text_atomic(
         root / "manifest.yaml", yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True)
     )
+
+
+BATCH_SIZE = (320, 180)
+BATCH_DURATION_S = 3.0
+
+
+def build_batch_inbox(root: str | Path, manifests: int) -> list[Path]:
+    """A nightly inbox of `manifests` small two-language manifests (es, de) over one short source.
+
+    Each language of each manifest has its own dub (a tone of its own pitch), so every job is a
+    distinct paid task: the shape of a night's batch, at a size a laptop checks quickly.
+    """
+    root = Path(root)
+    source = root / "media" / "source.mp4"
+    if not source.exists():
+        make_talking_card(source, duration=BATCH_DURATION_S, fps="25", size=BATCH_SIZE, tone_hz=180)
+    paths = []
+    for index in range(manifests):
+        languages: dict[str, object] = {}
+        for offset, language in enumerate(("es", "de")):
+            audio = root / "media" / f"m{index:04d}-{language}.wav"
+            if not audio.exists():
+                make_tone(audio, duration=2.0, frequency=200 + 2 * index + offset)
+            line = {"id": "l001", "start": 0.4, "end": 2.4, "audio": f"media/{audio.name}", "speaker": "host"}
+            languages[language] = {"lines": [line]}
+        manifest = {
+            "version": 1,
+            "name": f"night-{index:04d}",
+            "video": "media/source.mp4",
+            "speakers": {"host": {"box": list(face_box(*BATCH_SIZE))}},
+            "languages": languages,
+        }
+        paths.append(
+            write_text_atomic(
+                root / f"night-{index:04d}.yaml",
+                yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True),
+            )
+        )
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:

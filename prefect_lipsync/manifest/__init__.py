@@ -1,6 +1,7 @@
 """Manifests (YAML/JSON, SRT/WebVTT import) and the planner that turns them into sync-3 requests."""
 
 from prefect_lipsync.manifest.errors import ManifestError, ManifestProblem
+from prefect_lipsync.manifest.limits import ManifestLimits
 from prefect_lipsync.manifest.loader import LoadedManifest, PlanLine, load_manifest, prepare, read_manifest
 from prefect_lipsync.manifest.pipeline import load_and_plan
 from prefect_lipsync.manifest.plan_models import (
@@ -30,6 +31,7 @@ __all__ = [
     "LoadedManifest",
     "Manifest",
     "ManifestError",
+    "ManifestLimits",
     "ManifestProblem",
     "Plan",
     "PlanLine",

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.manifest.loader import is_url
 from prefect_lipsync.manifest.schema import template_problem
 from prefect_lipsync.manifest.subtitles import fill_template, read_subtitles
@@ -75,16 +74,5 @@ def dump_manifest(data: dict[str, Any]) -> str:
 
 
 def write_manifest(data: dict[str, Any], out: str | Path) -> Path:
-    """Write a manifest atomically (temp file in the same folder, then rename)."""
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(dump_manifest(data))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write a manifest atomically (the one atomic writer: temp file beside it, then rename)."""
+    return write_text_atomic(out, dump_manifest(data))

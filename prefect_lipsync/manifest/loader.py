@@ -2,7 +2,8 @@
 
 `load_manifest(path)` returns a `LoadedManifest`: the validated `Manifest`, where each of its nodes
 sits in the file, and per language the script lines to plan (subtitle cues included). Nothing
-here probes media: that needs ffprobe, and the planner stays pure.
+here probes media: that needs ffprobe, and the planner stays pure. The file is checked against
+`ManifestLimits` (size, nesting, alias expansion, number length) before it is parsed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from prefect_lipsync.manifest.errors import ManifestError, ManifestProblem
+from prefect_lipsync.manifest.limits import LimitError, ManifestLimits, check_text, read_limited
 from prefect_lipsync.manifest.schema import (
     Defaults,
     LanguageSpec,
@@ -26,6 +28,7 @@ from prefect_lipsync.manifest.schema import (
     SpeakerPoint,
     SpeakerTarget,
     SpeechSpec,
+    safe_name_problem,
     template_problem,
 )
 from prefect_lipsync.manifest.source_map import (
@@ -319,7 +322,25 @@ def _subtitle_lines(loaded: LoadedManifest, code: str, spec: LanguageSpec) -> li
         return None
     out = []
     where: PathKey = ("languages", code, "subtitles")
+    unsafe = False
     for cue in cues:
+        # Cue ids and speakers fill the audio template (file names): the same safe set as ids.
+        for what, value in (("id", cue.id), ("speaker", cue.speaker)):
+            why = safe_name_problem(value, f"cue {what}") if value is not None else None
+            if why is not None:
+                unsafe = True
+                loaded.problems.append(
+                    ManifestProblem(
+                        file=sub_file,
+                        line=cue.line,
+                        language=code,
+                        field=f"cue {cue.index} {what}",
+                        message=why,
+                        fix=f"rename the cue's {what} to letters, digits, '-', '_' and '.'",
+                    )
+                )
+        if unsafe:
+            continue
         speaker, problems = _speaker_of(cue.speaker, loaded, where, cue.id)
         for p in problems:  # a cue's speaker is wrong in the subtitle file, not the manifest
             loaded.problems.append(
@@ -345,7 +366,7 @@ def _subtitle_lines(loaded: LoadedManifest, code: str, spec: LanguageSpec) -> li
                 cue_line=cue.line,
             )
         )
-    return out
+    return None if unsafe else out
 
 
 def prepare(
@@ -391,18 +412,29 @@ def prepare(
     return loaded
 
 
-def read_manifest(path: str | Path) -> tuple[LoadedManifest | None, list[ManifestProblem]]:
-    """Load a manifest file; return it (None when its schema fails) and every problem found."""
+def read_manifest(
+    path: str | Path, *, limits: ManifestLimits | None = None
+) -> tuple[LoadedManifest | None, list[ManifestProblem]]:
+    """Load a manifest file; return it (None when its schema fails) and every problem found.
+
+    `limits` default to `ManifestLimits.from_env()`; a file that breaks one is refused before
+    it is parsed, in bounded time and memory.
+    """
     file = str(path)
+    limits = limits or ManifestLimits.from_env()
+    is_json = Path(path).suffix.lower() == ".json"
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        text = read_limited(path, limits).decode("utf-8")
+        text = text.removeprefix("\ufeff")
+        check_text(text, is_json=is_json, limits=limits)
+    except LimitError as exc:
+        return None, [ManifestProblem(file=file, line=exc.line, message=str(exc), fix=exc.fix)]
     except FileNotFoundError:
         return None, [ManifestProblem(file=file, message="manifest file not found", fix="check the path")]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [
             ManifestProblem(file=file, message=f"cannot read the manifest: {exc}", fix="save it as UTF-8")
         ]
-    is_json = Path(path).suffix.lower() == ".json"
     try:
         data = parse_text(text, is_json=is_json)
     except ManifestSyntaxError as exc:
@@ -436,9 +468,9 @@ def read_manifest(path: str | Path) -> tuple[LoadedManifest | None, list[Manifes
     return loaded, list(loaded.problems)
 
 
-def load_manifest(path: str | Path) -> LoadedManifest:
+def load_manifest(path: str | Path, *, limits: ManifestLimits | None = None) -> LoadedManifest:
     """Load and check a manifest file; raise ManifestError listing every problem found."""
-    loaded, problems = read_manifest(path)
+    loaded, problems = read_manifest(path, limits=limits)
     if problems or loaded is None:
         raise ManifestError(problems)
     return loaded

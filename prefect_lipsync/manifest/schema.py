@@ -18,7 +18,28 @@ from prefect_lipsync.manifest.timecode import TimeFormatError, check_time_syntax
 SyncMode = Literal["bounce", "cut_off", "silence", "remap"]
 TEMPLATE_FIELDS = ("index", "id", "speaker")
 MAX_TEMPO_LIMIT = 1.10
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Names, ids, speakers and language codes end up in file names and one-line messages: letters,
+# digits, '_', '.', '-' only (no newline, no path separator), starting with a letter or digit.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_NAME_CHARS = 100
+SAFE_NAME_FIX = "use letters, digits, '-', '_' and '.', starting with a letter or digit"
+
+
+def safe_name_problem(value: str, what: str) -> str | None:
+    """Why `value` cannot be a name, id, speaker or language code; None when it can."""
+    if len(value) > MAX_NAME_CHARS:
+        return f"{what} {value[:20]!r}... is longer than {MAX_NAME_CHARS} characters"
+    if not _NAME_RE.fullmatch(value) or ".." in value:
+        return f"{what} {value!r} cannot be used in a file name"
+    return None
+
+
+def _safe(value: str | None, what: str, fix: str = SAFE_NAME_FIX) -> str | None:
+    if value is not None:
+        why = safe_name_problem(value, what)
+        if why is not None:
+            raise custom_error(why, fix)
+    return value
 
 
 def custom_error(message: str, fix: str) -> PydanticCustomError:
@@ -147,6 +168,16 @@ class Line(_Strict):
         # `id: 7` in YAML is an int; an id is a name, so take it as text.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("id")
+    @classmethod
+    def _id_safe(cls, value: str | None) -> str | None:
+        return _safe(value, "line id")
+
+    @field_validator("speaker")
+    @classmethod
+    def _speaker_safe(cls, value: str | None) -> str | None:
+        return _safe(value, "speaker")
+
 
 class SpeechSpec(_Strict):
     """Text for the provider's TTS to speak over the whole video."""
@@ -175,6 +206,11 @@ class LanguageSpec(_Strict):
     speaker: str | None = Field(
         default=None, description="With a whole-track `audio` or `speech`: the speaker to target."
     )
+
+    @field_validator("speaker")
+    @classmethod
+    def _speaker_safe(cls, value: str | None) -> str | None:
+        return _safe(value, "speaker")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
@@ -225,22 +261,20 @@ class Manifest(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME_RE.match(value):
-            raise custom_error(
-                f"name {value!r} cannot be used in a file name",
-                "use letters, digits, '-', '_' and '.', starting with a letter or digit",
-            )
+        return _safe(value, "name")
+
+    @field_validator("speakers")
+    @classmethod
+    def _speaker_names(cls, value: dict[str, SpeakerTarget] | None) -> dict[str, SpeakerTarget] | None:
+        for name in value or {}:
+            _safe(str(name), "speaker name")
         return value
 
     @field_validator("languages")
     @classmethod
     def _language_codes(cls, value: dict[str, LanguageSpec]) -> dict[str, LanguageSpec]:
         for code in value:
-            if not _NAME_RE.match(str(code)):
-                raise custom_error(
-                    f"language code {code!r} cannot be used in a file name",
-                    "use a code such as es, pt-BR, zh_Hans",
-                )
+            _safe(str(code), "language code", "use a code such as es, pt-BR, zh_Hans")
         return value
 
 

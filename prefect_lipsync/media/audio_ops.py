@@ -6,18 +6,16 @@ same op is rendered once, whichever process asks and however the source file is 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import threading
-import uuid
 from pathlib import Path
 from typing import Self
 
 import ffmpeg
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prefect_lipsync.files import atomic_path
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.ffmpeg_runner import run_stream
 from prefect_lipsync.media.hashing import cached_file_sha256
@@ -148,15 +146,9 @@ def render_audio_op(op: AudioOp, out_dir: str | Path, *, timeout: float = 120.0)
             raise MediaError(
                 op.source, f"crop end {op.end:g} s is past the end of the audio ({info.duration:g} s)"
             )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
+        with atomic_path(out) as tmp:
             command = build_audio_stream(
                 op, tmp, source_rate=info.audio[0].sample_rate, source_end=info.duration
             )
             run_stream(command, timeout=timeout, path=op.source)
-            os.replace(tmp, out)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
     return out

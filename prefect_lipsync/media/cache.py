@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.media.info import MediaInfo
 
 logger = logging.getLogger(__name__)
@@ -170,17 +170,8 @@ class ProbeCache:
         return {k: v for k, v in entries.items() if isinstance(v, dict)}
 
     def _write_atomically(self, entries: dict[str, dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"version": FORMAT_VERSION, "entries": entries}, separators=(",", ":"))
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_text_atomic(self.path, payload)
 
 
 @contextlib.contextmanager

@@ -6,29 +6,14 @@ and closes, over a lavfi test pattern, so every pixel outside the mouth is predi
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+from prefect_lipsync.files import atomic_path
 from prefect_lipsync.media.errors import FFmpegFailed, FFmpegNotFound, FFmpegTimeout
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
-
-
-@contextlib.contextmanager
-def _atomic(out: Path) -> Iterator[Path]:
-    """A temp path beside `out` (same extension, so ffmpeg picks the format) renamed onto it on success."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
 
 #: Where the drawn mouth sits on a card of the default size (x1, y1, x2, y2), for checks.
 DEFAULT_SIZE = (640, 360)
@@ -87,7 +72,7 @@ def make_talking_card(
         args += ["-preset", "ultrafast"]
     if audio:
         args += ["-c:a", "aac", "-b:a", "96k", "-shortest"]
-    with _atomic(out) as tmp:
+    with atomic_path(out) as tmp:
         run_ffmpeg([*args, str(tmp)], timeout=timeout, path=out)
     return out
 
@@ -103,7 +88,7 @@ def make_tone(
     """Write a sine tone (codec from the file extension: .wav PCM, .m4a AAC, .mp3, ...)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic(out) as tmp:
+    with atomic_path(out) as tmp:
         run_ffmpeg(
             [
                 "-y",
@@ -125,7 +110,7 @@ def make_silence(
     """Write digital silence."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic(out) as tmp:
+    with atomic_path(out) as tmp:
         run_ffmpeg(
             ["-y", "-f", "lavfi", "-i", f"anullsrc=r={sample_rate}:cl=mono", "-t", str(duration), str(tmp)],
             timeout=timeout,
@@ -143,7 +128,7 @@ def speak(
     binary = shutil.which("espeak-ng")
     if binary is None:
         raise FFmpegNotFound(out, "espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)")
-    with _atomic(out) as tmp:
+    with atomic_path(out) as tmp:
         try:
             done = subprocess.run(
                 [binary, "-v", voice, "-s", str(speed_wpm), "-w", str(tmp), text],

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
+from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.manifest import PlannedJob
 from prefect_lipsync.media.audio_ops import render_audio_op
 from prefect_lipsync.pipeline.delivery import (
@@ -36,7 +37,7 @@ from prefect_lipsync.pipeline.settings import RunSettings
 from prefect_lipsync.quality import QualityReport, check_output, preflight, write_pictures
 from prefect_lipsync.quality.models import worst
 from prefect_lipsync.runware.client import RunwareClient, content_task_uuid
-from prefect_lipsync.runware.errors import RunwareError, TaskNotFound
+from prefect_lipsync.runware.errors import RunwareError
 from prefect_lipsync.runware.models import Sync3Request, Sync3Result
 
 log = logging.getLogger("prefect_lipsync.pipeline")
@@ -79,10 +80,6 @@ class _Checked:
     staged: Path
     report: QualityReport
     pictures: list[Path]
-
-
-class TaskNotKnownAnyMore(RunwareError):
-    """The service has no record of a task it accepted (purged, or the endpoint was reset)."""
 
 
 class JobRunner:
@@ -156,7 +153,7 @@ class JobRunner:
             else:
                 outcome.cost_usd = paid
             staged = await self.hook(
-                step("download", results=len(results)), lambda: self._download(job, results)
+                step("download", results=len(results)), lambda: self._download(job, plan, results)
             )
         except RunwareError as exc:
             outcome.error = str(exc)
@@ -194,33 +191,25 @@ class JobRunner:
             outcome.task_uuid = task_uuid
             self.journal.accepted(record, task_uuid)
 
-        try:
-            return await self.client.run_task(
-                prepared,
-                timeout=self.settings.job_timeout_s,
-                max_task_retries=self.settings.max_task_retries,
-                accepted=record.accepted,
-                on_accepted=accepted,
-            )
-        except TaskNotFound as exc:
-            if record.accepted:
-                raise TaskNotKnownAnyMore(
-                    f"the service has no record of task {exc.task_uuid}, which it accepted in an earlier run "
-                    "(it was purged, or the endpoint was reset). Nothing was submitted again. To pay for this "
-                    "job once more, re-run with a new rerun_nonce.",
-                    code=exc.code,
-                    task_uuid=exc.task_uuid,
-                ) from exc
-            raise
+        # A taskUUID the journal holds is never submitted again: should the service have forgotten it
+        # (purged, or the endpoint reset), TaskNotKnown says so and how to pay again deliberately.
+        return await self.client.run_task(
+            prepared,
+            timeout=self.settings.job_timeout_s,
+            max_task_retries=self.settings.max_task_retries,
+            accepted=record.accepted,
+            on_accepted=accepted,
+        )
 
-    async def _download(self, job: PlannedJob, results: list[Sync3Result]) -> list[Path]:
+    async def _download(self, job: PlannedJob, plan: RunPlan, results: list[Sync3Result]) -> list[Path]:
         staged = []
         for index, result in enumerate(results):
             dest = staging_path(self.out_dir, _variation_name(job.output_name, index))
             marker = dest.with_name(f".{dest.name}.video-uuid")
             if not (result.video_uuid and dest.exists() and _read(marker) == result.video_uuid):
-                await self.client.download(result, dest)
-                await asyncio.to_thread(marker.write_text, result.video_uuid or "")
+                # Without a Content-Length, a download is complete only if it decodes to the source's length.
+                await self.client.download(result, dest, expected_duration_s=plan.video_duration)
+                await asyncio.to_thread(write_text_atomic, marker, result.video_uuid or "")
             staged.append(dest)
         return staged
 

@@ -15,6 +15,7 @@ from prefect_lipsync.runware.errors import (
     ServiceError,
     TaskFailed,
     TaskNotFound,
+    TaskNotKnown,
     TransientTaskError,
     ValidationError,
 )
@@ -29,7 +30,7 @@ from prefect_lipsync.runware.models import (
     Sync3ValidationError,
 )
 from prefect_lipsync.runware.sync import SyncRunwareClient
-from prefect_lipsync.runware.transport import DEFAULT_BASE_URL, RetryPolicy
+from prefect_lipsync.runware.transport import DEFAULT_BASE_URL, AttemptDeadline, RetryPolicy
 from prefect_lipsync.runware.uploads import MemoryUploadCache, UploadCache
 from prefect_lipsync.runware.waiting import PollPolicy, ProgressCallback
 from prefect_lipsync.runware.webhooks import WebhookReceiver, serve_webhooks
@@ -37,6 +38,7 @@ from prefect_lipsync.runware.webhooks import WebhookReceiver, serve_webhooks
 __all__ = [
     "DEFAULT_BASE_URL",
     "MODEL_ID",
+    "AttemptDeadline",
     "AuthError",
     "ContentFlagged",
     "DownloadError",
@@ -63,6 +65,7 @@ __all__ = [
     "SyncRunwareClient",
     "TaskFailed",
     "TaskNotFound",
+    "TaskNotKnown",
     "TransientTaskError",
     "UploadCache",
     "ValidationError",

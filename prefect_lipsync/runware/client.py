@@ -42,6 +42,7 @@ from prefect_lipsync.runware.models import ErrorItem, MediaUpload, Sync3Request,
 from prefect_lipsync.runware.transport import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
+    AttemptDeadline,
     RetryPolicy,
     Transport,
     coerce_secret,
@@ -86,12 +87,13 @@ class RunwareClient:
         upload_cache: UploadCache | None = None,
         progress: ProgressCallback | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        attempt_deadline: AttemptDeadline | None = None,
     ) -> None:
         """
         Args:
             api_key: The Runware API key (kept only in a SecretStr). None only for a local emulator.
             base_url: The API endpoint.
-            timeout: Timeout of every HTTP call.
+            timeout: Timeout of each connect, read and write of every HTTP call.
             retry: How transient HTTP failures are retried.
             poll: The polling cadence and batch size.
             download_policy: Retries and chunking of result downloads.
@@ -104,6 +106,9 @@ class RunwareClient:
             upload_cache: Where uploads are remembered by content hash (default: this client only).
             progress: Called with (taskUUID, status, progress) when a task's state changes.
             http_transport: An httpx transport (for tests or a proxy).
+            attempt_deadline: The most one HTTP attempt (upload, submit, poll) may take, connect
+                to last byte; past it the attempt is a transient error and is retried. Downloads
+                take theirs from `download_policy.attempt`.
         """
         self._api_key = coerce_secret(api_key)
         if isinstance(timeout, int | float):
@@ -115,6 +120,7 @@ class RunwareClient:
             retry=retry or RetryPolicy(),
             transport=http_transport,
             max_connections=max_connections,
+            attempt_deadline=attempt_deadline,
         )
         # Result URLs are third-party CDN links: a separate client that never sends the key.
         self._downloads = httpx.AsyncClient(timeout=timeout, follow_redirects=True, transport=http_transport)
@@ -126,6 +132,11 @@ class RunwareClient:
         self._waiter = Waiter(self._transport, poll or PollPolicy(), poll=webhook is None, progress=progress)
         self._uploader = Uploader(self._transport, upload_cache)
         self._unsubscribe: Callable[[], None] | None = None
+        #: TaskUUIDs whose submit the service answered as accepted (or as already known), and
+        #: those it refused outright (an answer, not a lost one).
+        self._accepted: set[str] = set()
+        self._refused: set[str] = set()
+        self._waiter.accepted_by = self.was_accepted
         #: False once the service refused a multi-task submit POST without naming a task.
         self.batch_submits = True
 
@@ -222,32 +233,67 @@ class RunwareClient:
         assert sent.task_uuid is not None
         return Submitted(sent.task_uuid, sent.number_results, sent)
 
-    async def submit(self, request: Sync3Request, *, nonce: str | int | None = None) -> str:
+    async def submit(
+        self, request: Sync3Request, *, nonce: str | int | None = None, deadline: float | None = None
+    ) -> str:
         """Submit one request; returns its taskUUID (already known to the service is fine)."""
-        return (await self.submit_many([request], nonce=nonce))[0]
+        return (await self.submit_many([request], nonce=nonce, deadline=deadline))[0]
 
     async def submit_many(
-        self, requests: Sequence[Sync3Request], *, nonce: str | int | None = None
+        self,
+        requests: Sequence[Sync3Request],
+        *,
+        nonce: str | int | None = None,
+        deadline: float | None = None,
     ) -> list[str]:
-        """Submit requests in batches; returns their taskUUIDs in order. Raises the first refusal."""
+        """Submit requests in batches; returns their taskUUIDs in order. Raises the first refusal.
+
+        `deadline` (a time of the running loop) is the job's own: no attempt or retry outlives it.
+        """
         prepared = [self.prepare(r, nonce=nonce) for r in requests]
-        outcomes = await self._submit_prepared(prepared)
+        outcomes = await self._submit_prepared(prepared, deadline=deadline)
         for p in prepared:
             err = outcomes.get(p.task_uuid)
             if err is not None:
                 raise err
         return [p.task_uuid for p in prepared]
 
-    async def _submit_prepared(self, prepared: Sequence[Submitted]) -> dict[str, RunwareError | None]:
+    def was_accepted(self, task_uuid: str) -> bool | None:
+        """Did the service ever accept this taskUUID? True: this client saw it accept the submit
+        (or report on the task); False: it refused the submit and never reported on the task;
+        None: this client cannot know (it did not submit it, or every answer was lost).
+
+        A job runner may resubmit a task the service does not know under the same UUID only
+        where it was never accepted; an accepted one is paid for again only with a new nonce.
+        """
+        if task_uuid in self._accepted or task_uuid in self._waiter.reported:
+            return True
+        return False if task_uuid in self._refused else None
+
+    async def _submit_prepared(
+        self, prepared: Sequence[Submitted], *, deadline: float | None = None
+    ) -> dict[str, RunwareError | None]:
         """Submit each distinct task; taskUUID -> None (accepted) or the error that refused it."""
+        outcome = await self._submit_rounds(prepared, deadline)
+        for task_uuid, err in outcome.items():
+            if err is None:
+                self._accepted.add(task_uuid)
+            elif not err.transient and not isinstance(err, JobTimeout):
+                self._refused.add(task_uuid)  # the service answered, and the answer was no
+        return outcome
+
+    async def _submit_rounds(
+        self, prepared: Sequence[Submitted], deadline: float | None
+    ) -> dict[str, RunwareError | None]:
         pending = {p.task_uuid: p.request.to_wire() for p in prepared}
         outcome: dict[str, RunwareError | None] = {}
         policy = self._transport.retry
+        loop = asyncio.get_running_loop()
         for round_no in range(policy.attempts):
             size = self.submit_batch_size if self.batch_submits else 1
             items = list(pending.items())
             chunks = [dict(items[i : i + size]) for i in range(0, len(items), size)]
-            results = await asyncio.gather(*(self._submit_chunk(c) for c in chunks))
+            results = await asyncio.gather(*(self._submit_chunk(c, deadline) for c in chunks))
             retry_later: dict[str, dict[str, Any]] = {}
             for chunk, result in zip(chunks, results, strict=True):
                 for task_uuid, verdict in result.items():
@@ -259,7 +305,15 @@ class RunwareClient:
             if not retry_later:
                 break
             pending = retry_later
-            await asyncio.sleep(min(policy.initial_delay * 2**round_no, policy.max_delay))
+            pause = min(policy.initial_delay * 2**round_no, policy.max_delay)
+            if deadline is not None and loop.time() + pause >= deadline:
+                for task_uuid in pending:
+                    outcome[task_uuid] = JobTimeout(
+                        "the job's deadline passed while the service kept refusing its submit for now",
+                        task_uuid=task_uuid,
+                    )
+                break
+            await asyncio.sleep(pause)
         else:
             for task_uuid in pending:
                 outcome[task_uuid] = ServiceError(
@@ -268,13 +322,19 @@ class RunwareClient:
                 )
         return outcome
 
-    async def _submit_chunk(self, chunk: dict[str, dict[str, Any]]) -> dict[str, RunwareError | str | None]:
+    async def _submit_chunk(
+        self, chunk: dict[str, dict[str, Any]], deadline: float | None = None
+    ) -> dict[str, RunwareError | str | None]:
         """One submit POST. Per task: None = accepted, an error = refused, "again" = submit again."""
         uuids = list(chunk)
         verdicts: dict[str, RunwareError | str | None] = {}
         try:
-            envelope = await self._transport.post(list(chunk.values()), what=f"submit of {len(chunk)} tasks")
+            envelope = await self._transport.post(
+                list(chunk.values()), what=f"submit of {len(chunk)} tasks", deadline=deadline
+            )
         except RunwareError as exc:
+            if len(chunk) == 1 and exc.task_uuid is None:
+                exc.task_uuid = uuids[0]  # the error of a one-task submit is that task's
             attributed = [e for e in exc.errors if e.task_uuid in chunk]
             if (
                 exc.transient
@@ -388,7 +448,7 @@ class RunwareClient:
         limit = self.job_timeout if timeout is None else timeout
         deadline = asyncio.get_running_loop().time() + limit
         prepared = [self.prepare(r, nonce=nonce) for r in requests]
-        submitted = await self._submit_prepared(prepared)
+        submitted = await self._submit_prepared(prepared, deadline=deadline)
 
         async def run(job: Submitted) -> list[Sync3Result]:
             err = submitted.get(job.task_uuid)
@@ -453,9 +513,10 @@ class RunwareClient:
             task_uuid = job.task_uuid if attempt == 0 else retry_task_uuid(job.task_uuid, attempt)
             if task_uuid not in accepted:
                 sent = job.request.model_copy(update={"task_uuid": task_uuid})
-                verdict = (await self._submit_prepared([Submitted(task_uuid, job.number_results, sent)]))[
-                    task_uuid
-                ]
+                submitted = await self._submit_prepared(
+                    [Submitted(task_uuid, job.number_results, sent)], deadline=deadline
+                )
+                verdict = submitted[task_uuid]
                 if verdict is not None:
                     raise verdict
                 accepted.add(task_uuid)
@@ -480,10 +541,29 @@ class RunwareClient:
     # ------------------------------------------------------------------ download
 
     async def download(
-        self, result: Sync3Result | str, dest: str | os.PathLike[str], *, policy: DownloadPolicy | None = None
+        self,
+        result: Sync3Result | str,
+        dest: str | os.PathLike[str],
+        *,
+        policy: DownloadPolicy | None = None,
+        expected_duration_s: float | None = None,
+        deadline: float | None = None,
     ) -> Path:
-        """Stream a result's video (or a URL) to `dest`, atomically; the file exists only if complete."""
-        return await download(self._downloads, result, dest, policy=policy or self._download_policy)
+        """Stream a result's video (or a URL) to `dest`, atomically; the file exists only if complete.
+
+        Complete means every byte of its Content-Length arrived or, when the server sends none,
+        that it decodes to `expected_duration_s` (the length the result should have; without
+        it such a download is refused). `deadline` is the job's own, as a time of the running
+        loop: no attempt outlives it.
+        """
+        return await download(
+            self._downloads,
+            result,
+            dest,
+            policy=policy or self._download_policy,
+            expected_duration_s=expected_duration_s,
+            deadline=deadline,
+        )
 
 
 def content_task_uuid(

@@ -11,6 +11,7 @@ the API key (the client never puts it anywhere but a `SecretStr` and the request
     ├── RequestRejected (= ValidationError)   400, invalid*|missing*|unsupported*|max*...
     │   └── LocalMediaError       a file:// reference was not uploaded first (refused locally)
     ├── TaskNotFound              404, taskNotFound|*NotFound|*Expired
+    │   └── TaskNotKnown          a submitted task the service has no record of (purged, reset)
     ├── RateLimited               429, *RateLimit*           (transient)
     ├── ServiceError              408, 5xx, connection trouble, non-JSON answers (transient)
     ├── TaskFailed                the task ran and failed
@@ -208,6 +209,27 @@ class LocalMediaError(RequestRejected):
 
 class TaskNotFound(RunwareError):
     """The service does not know this taskUUID (never submitted, or expired)."""
+
+
+class TaskNotKnown(TaskNotFound):
+    """A task we submitted (or a cache says we did) that the service has no record of.
+
+    It was purged, or the endpoint was reset: waiting longer cannot bring its result back.
+    `accepted` says whether this client saw the service accept the taskUUID (True), or cannot
+    know (None: e.g. the submit was made by an earlier run). A task the service never accepted
+    may be submitted again under the same UUID; one it did accept is paid for again only
+    deliberately, with a new `rerun_nonce` (which makes a new taskUUID).
+    """
+
+    def __init__(self, task_uuid: str, *, accepted: bool | None = None, code: str | None = None) -> None:
+        super().__init__(
+            f"the service has no record of task {task_uuid} (it was purged, or the endpoint was"
+            " reset), so its result cannot be fetched; to pay for it again deliberately, run it"
+            " with a new rerun_nonce (a new taskUUID)",
+            code=code or NOT_FOUND_CODE,
+            task_uuid=task_uuid,
+        )
+        self.accepted = accepted
 
 
 class RateLimited(RunwareError):

@@ -139,5 +139,14 @@ class SyncRunwareClient:
             self._client.lipsync_many(requests, timeout=timeout, nonce=nonce, return_exceptions=True)
         )
 
-    def download(self, result: Sync3Result | str, dest: str | os.PathLike[str]) -> Path:
-        return self._call(self._client.download(result, dest))
+    def download(
+        self,
+        result: Sync3Result | str,
+        dest: str | os.PathLike[str],
+        *,
+        expected_duration_s: float | None = None,
+    ) -> Path:
+        return self._call(self._client.download(result, dest, expected_duration_s=expected_duration_s))
+
+    def was_accepted(self, task_uuid: str) -> bool | None:
+        return self._client.was_accepted(task_uuid)

@@ -4,10 +4,16 @@ Transient failures (408, 429, 5xx, connection trouble, timeouts, non-JSON answer
 with exponential backoff and jitter, honouring `Retry-After`; nothing else is retried, and both
 the attempts and the total time are bounded. Retrying is only safe because every paid task
 carries a content-derived taskUUID: a repeated submit meets `conflictTaskUUID`, not a new bill.
+
+httpx's timeouts bound each read and write; a server that trickles its answer a byte at a time
+stays within them forever, so every attempt also has an overall deadline (`AttemptDeadline`:
+connect, write and read together), and a caller may pass its job's own deadline, past which no
+attempt runs and none is retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -27,6 +33,7 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
 )
+from tenacity.stop import stop_base
 
 from prefect_lipsync.runware.errors import (
     AuthError,
@@ -45,6 +52,42 @@ DEFAULT_BASE_URL = "https://api.runware.ai/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 Body = bytes | Callable[[], AsyncIterator[bytes]]
+
+
+@dataclass(frozen=True)
+class AttemptDeadline:
+    """The most one HTTP attempt may take from connect to its last byte, whatever each read does.
+
+    A body of n bytes (sent or received) gets `base + n / min_rate` seconds; a download whose
+    length is unknown gets `unknown_size` seconds.
+    """
+
+    base: float = 120.0
+    #: Bytes per second a transfer is expected to keep up at least (128 KiB/s by default).
+    min_rate: float = 128 * 1024
+    unknown_size: float = 900.0
+
+    def for_size(self, size: int | None) -> float:
+        if size is None:
+            return max(self.base, self.unknown_size)
+        return self.base + max(0, size) / self.min_rate
+
+
+class stop_at_deadline(stop_base):  # named like tenacity's own stop conditions
+    """tenacity stop: no attempt starts once the caller's deadline (a loop time) has passed."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.deadline is not None and asyncio.get_running_loop().time() >= self.deadline
+
+
+def attempt_seconds(limit: float, deadline: float | None) -> float:
+    """The time one attempt may take: its own limit, cut to what is left of the job's deadline."""
+    if deadline is None:
+        return limit
+    return max(0.0, min(limit, deadline - asyncio.get_running_loop().time()))
 
 
 @dataclass(frozen=True)
@@ -145,10 +188,12 @@ class Transport:
         retry: RetryPolicy,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 20,
+        attempt_deadline: AttemptDeadline | None = None,
     ) -> None:
         self._api_key = api_key
         self.base_url = base_url
         self.retry = retry
+        self.attempt_deadline = attempt_deadline or AttemptDeadline()
         self.http = httpx.AsyncClient(
             timeout=timeout,
             transport=transport,
@@ -174,8 +219,13 @@ class Transport:
         content_length: int | None = None,
         what: str = "tasks",
         retry: bool = True,
+        deadline: float | None = None,
     ) -> Envelope:
-        """POST `tasks` (or a prepared `body`) and return the envelope; retried while transient."""
+        """POST `tasks` (or a prepared `body`) and return the envelope; retried while transient.
+
+        `deadline` (a time of the running loop) is the job's own: no attempt outlives it and
+        none starts after it.
+        """
         if tasks is not None:
             data = json.dumps(list(tasks), separators=(",", ":")).encode()
             body = data
@@ -183,7 +233,9 @@ class Transport:
             raise ValueError("post() needs tasks or a body")
         policy = self.retry
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts if retry else 1) | stop_after_delay(policy.total_time),
+            stop=stop_after_attempt(policy.attempts if retry else 1)
+            | stop_after_delay(policy.total_time)
+            | stop_at_deadline(deadline),
             wait=_WaitBackoffOrRetryAfter(policy),
             retry=retry_if_exception(is_transient),
             reraise=True,
@@ -191,17 +243,29 @@ class Transport:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._post_once(body, content_length, what)
+                return await self._post_once(body, content_length, what, deadline)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _post_once(self, body: Body, content_length: int | None, what: str) -> Envelope:
+    async def _post_once(
+        self, body: Body, content_length: int | None, what: str, deadline: float | None = None
+    ) -> Envelope:
         headers = self._headers()
         content: bytes | AsyncIterator[bytes] = body if isinstance(body, bytes) else body()
         if content_length is not None:
             headers["Content-Length"] = str(content_length)
+        size = len(body) if isinstance(body, bytes) else content_length
+        limit = attempt_seconds(self.attempt_deadline.for_size(size or 0), deadline)
         self.requests_sent += 1
         try:
-            response = await self.http.post(self.base_url, content=content, headers=headers)
+            async with asyncio.timeout(limit) as scope:
+                # The whole answer is read inside the deadline (httpx reads it before returning).
+                response = await self.http.post(self.base_url, content=content, headers=headers)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise ServiceError(
+                f"Runware did not finish answering within {limit:.3g} s (the whole attempt) for {what}"
+            ) from None
         except httpx.TimeoutException as exc:
             raise ServiceError(f"Runware did not answer in time ({type(exc).__name__}) for {what}") from None
         except httpx.TransportError as exc:

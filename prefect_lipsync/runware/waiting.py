@@ -23,6 +23,7 @@ from prefect_lipsync.runware.errors import (
     JobTimeout,
     RequestRejected,
     RunwareError,
+    TaskNotKnown,
     code_family,
     error_from_item,
 )
@@ -89,6 +90,10 @@ class Waiter:
         self._task: asyncio.Task[None] | None = None
         #: False once the service refused a multi-task getResponse POST: one per POST from then on.
         self.batch_polls = True
+        #: TaskUUIDs the service has reported a status or result for: it accepted them.
+        self.reported: set[str] = set()
+        #: Asked when a waited-for task turns out unknown: did the service ever accept it?
+        self.accepted_by: Callable[[str], bool | None] = lambda task_uuid: None
         self.polls_sent = 0
 
     # ------------------------------------------------------------------ waiting
@@ -158,6 +163,7 @@ class Waiter:
         if isinstance(item, ErrorItem):
             self._on_error(watch, item)
             return
+        self.reported.add(task_uuid)
         if item.is_success:
             watch.results.setdefault(_result_key(item, len(watch.results)), item)
             if len(watch.results) >= watch.number_results:
@@ -175,6 +181,11 @@ class Waiter:
         if item.code == NOT_FOUND_CODE and loop_time - watch.started < self.policy.not_found_grace:
             return  # just submitted: the service may not show it yet
         self._notify(watch, "error", None)
+        if item.code == NOT_FOUND_CODE:
+            # Past the grace period: the service has no record of it, and waiting cannot help.
+            accepted = True if watch.task_uuid in self.reported else self.accepted_by(watch.task_uuid)
+            self._finish(watch, TaskNotKnown(watch.task_uuid, accepted=accepted, code=item.code))
+            return
         self._finish(watch, error_from_item(item, phase="task", task_uuid=watch.task_uuid))
 
     def fail(self, task_uuid: str, exc: RunwareError) -> None:

@@ -5,13 +5,14 @@ the receiver compares in constant time. It accepts every body shape seen (a flat
 `{"data": [...]}`, `{"errors": [...]}`), drops repeats of (taskUUID, videoUUID) (the provider
 retries non-2xx answers), and hands each result to its subscribers (a `RunwareClient` in webhook
 mode). The URL holds the token: treat it as a secret (the server runs with its access log off).
+A body it cannot read (not JSON, too big, too deep, out-of-range numbers, lone surrogates) gets
+a 400 in the service's own error shape, `{"errors": [{"code", "message"}]}`, never a 500.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
 import secrets
 import socket
@@ -28,11 +29,34 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from prefect_lipsync.runware.models import ErrorItem, Sync3Result, parse_webhook_body
+from prefect_lipsync.safe_json import JSONLimitError, loads
 
 log = logging.getLogger("prefect_lipsync.runware")
 
 Subscriber = Callable[[Sync3Result | ErrorItem], None]
 _SEEN_MAX = 100_000
+#: A webhook body is one result (or a few): anything bigger is not from the service.
+MAX_BODY_BYTES = 1 << 20
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """An answer in the service's error shape."""
+    return JSONResponse({"errors": [{"code": code, "message": message}]}, status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (JSONLimitError) as soon as it grows past `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise JSONLimitError(f"the body is larger than the limit of {limit} bytes")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise JSONLimitError(f"the body is larger than the limit of {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _dedupe_key(item: Sync3Result | ErrorItem) -> tuple[str, str] | None:
@@ -124,16 +148,17 @@ class WebhookReceiver:
     async def _handle(self, request: Request) -> JSONResponse:
         if not self.token_matches(request.query_params.get("token")):
             self.refused += 1
-            return JSONResponse({"error": "forbidden"}, status_code=403)
+            return error_response(403, "forbidden", "the webhook token is missing or wrong")
         try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
+            body = loads(await _read_body(request, MAX_BODY_BYTES))
+        except JSONLimitError as exc:
+            log.warning("webhook body refused: %s", exc)
+            return error_response(400, "invalidJSON", f"the body cannot be read: {exc}")
         try:
             fresh = self.deliver(body)
-        except ValueError as exc:  # pydantic: an item without a taskUUID, say
+        except (ValueError, TypeError) as exc:  # pydantic: an item without a taskUUID, say
             log.warning("webhook body refused: %s", type(exc).__name__)
-            return JSONResponse({"error": "unreadable result"}, status_code=400)
+            return error_response(400, "invalidResult", "the body is JSON but not a Runware result")
         return JSONResponse({"ok": True, "new": fresh})
 
 

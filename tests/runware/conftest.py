@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -126,3 +127,93 @@ def scripted_server(replies: list[Reply]) -> Iterator[Script]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@dataclass
+class Trickle:
+    """A trickling server's URL and the requests it received (method, path, body)."""
+
+    url: str = ""
+    seen: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+
+def http_answer(
+    status: int, body: bytes, *, content_length: bool = True, ctype: str = "application/json"
+) -> bytes:
+    """A raw HTTP/1.1 answer (without Content-Length: ended by closing the connection)."""
+    head = [f"HTTP/1.1 {status} X", f"Content-Type: {ctype}", "Connection: close"]
+    if content_length:
+        head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+@contextlib.contextmanager
+def trickling_server(answer: bytes, *, delay: float = 0.2, head_at_once: bool = False) -> Iterator[Trickle]:
+    """A loopback socket server that sends `answer` one byte every `delay` seconds.
+
+    Every read of the client gets a byte well within its timeout; only an overall deadline ends
+    the exchange. With `head_at_once`, the status line and headers come at once and the body
+    trickles (a download whose length is known). delay=0 sends it all at once.
+    """
+    import socket
+
+    state = Trickle()
+    stop = threading.Event()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    state.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                part = conn.recv(65536)
+                if not part:
+                    return
+                data += part
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path = lines[0].split(" ")[:2]
+            length = next(
+                (int(h.split(":", 1)[1]) for h in lines[1:] if h.lower().startswith("content-length:")), 0
+            )
+            while len(body) < length:
+                part = conn.recv(65536)
+                if not part:
+                    return
+                body += part
+            state.seen.append((method, path, body))
+            split = answer.index(b"\r\n\r\n") + 4 if head_at_once else 0
+            try:
+                if split:
+                    conn.sendall(answer[:split])
+                for i in range(split, len(answer)):
+                    if stop.is_set():
+                        return
+                    conn.sendall(answer[i : i + 1] if delay else answer[i:])
+                    if not delay:
+                        break
+                    time.sleep(delay)
+            except OSError:  # the client gave up: that is the point
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()

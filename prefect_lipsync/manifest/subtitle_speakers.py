@@ -25,10 +25,15 @@ SpeakerRule = Literal["voice", "dash", "label", "bracket"]
 ALL_SPEAKER_RULES: frozenset[SpeakerRule] = frozenset(get_args(SpeakerRule))
 NO_SPEAKER_RULES: frozenset[SpeakerRule] = frozenset()
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _MAX_LABEL = 32
-_PARTICLES = frozenset("de del della der den di da das do dos du van von la le bin ibn al y e".split())
+_PARTICLES = _words("de del della der den di da das do dos du van von la le bin ibn al y e")
 # First words of labels that are sentences, not names (en, es, fr, de, it, pt), casefolded.
-_NOT_A_NAME = frozenset(
+_NOT_A_NAME = _words(
     """
     the a an this that these those my your his her its our their i we you he she it they me
     note notes warning remember rule step question answer example chapter part subject attention
@@ -42,10 +47,10 @@ _NOT_A_NAME = frozenset(
     achtung frage antwort beispiel kapitel schritt wichtig
     lo gli uno mio mia io lui lei noi regola domanda risposta esempio capitolo attenzione
     o os um uma meu minha eu ele ela nós regra atenção pergunta exemplo
-    """.split()
+    """
 )
 # Sound words that SDH files put in brackets ("[Laughs]", "[MUSIC PLAYING]"), casefolded.
-_SOUND_WORDS = frozenset(
+_SOUND_WORDS = _words(
     """
     laughs laughing laughter chuckles giggles sighs sighing music applause cheering cheers
     screams screaming scream gasps gasping groans coughs coughing crying cries sobbing sobs
@@ -56,7 +61,7 @@ _SOUND_WORDS = frozenset(
     tousse chuchote lachen lacht musik applaus seufzt schreit weint hustet flüstert
     risate ride ridono musica applausi sospira urla piange tossisce sussurra
     risos aplausos suspira grito chora tosse sussurra
-    """.split()
+    """
 )
 
 _VOICE_RE = re.compile(r"<v(?:\.[^\s>]+)*[ \t]+([^>]+)>")
@@ -98,7 +103,7 @@ def _is_name_word(word: str) -> bool:
 def is_name_like(label: str, *, bracketed: bool = False) -> bool:
     """Whether `label` reads as a speaker's name (see the module docstring)."""
     label = label.strip()
-    if not label or len(label) > _MAX_LABEL or any(c in label for c in ",;!?¿¡\"«»“”"):
+    if not label or len(label) > _MAX_LABEL or any(c in label for c in ',;!?¿¡"«»“”'):
         return False
     words = label.split()
     if not 1 <= len(words) <= 4 or not all(_WORD_RE.fullmatch(w) for w in words):

@@ -51,8 +51,6 @@ def speech_of(text: str) -> SpeechText:
             removed.append(stripped)
             continue
         words = " ".join(stripped.split())
-        if _HAS_WORDS_RE.search(words):
-            kept.append(words)
-        elif words.strip("-‐–—.…:,!?¿¡ "):  # punctuation alone ("- ...") says nothing
+        if _HAS_WORDS_RE.search(words) or words.strip("-‐–—.…:,!?¿¡ "):  # punctuation alone says nothing
             kept.append(words)
     return SpeechText("\n".join(kept), removed)

@@ -160,7 +160,13 @@ class _Cues:
             )
         self.cues.append(
             Cue(
-                index=index, id=cue_id, start=start, end=end, text=speech.text, speaker=found.speaker, line=line
+                index=index,
+                id=cue_id,
+                start=start,
+                end=end,
+                text=speech.text,
+                speaker=found.speaker,
+                line=line,
             )
         )
 
@@ -230,11 +236,10 @@ def _vtt_blocks(lines: list[str]) -> list[tuple[int, list[str]]]:
     in_header = True
     for n, line in enumerate(lines, start=1):
         new = bool(block and "-->" in line and (in_header or len(block) > 1 or "-->" in block[0]))
-        if not line or new:
-            if block:
-                blocks.append((first, block))
-                block = []
-                in_header = False
+        if (not line or new) and block:
+            blocks.append((first, block))
+            block = []
+            in_header = False
         if line:
             if not block:
                 first = n
@@ -273,7 +278,9 @@ def _parse_vtt(text: str, rules: Iterable[SpeakerRule]) -> tuple[list[Cue], list
             timing = first if "-->" in block[0] else first + 1
             cue_blocks.append((timing, block))
         elif not (
-            WebVTTCommentBlock.is_valid(block) or WebVTTStyleBlock.is_valid(block) or WebVTTRegionBlock.is_valid(block)
+            WebVTTCommentBlock.is_valid(block)
+            or WebVTTStyleBlock.is_valid(block)
+            or WebVTTRegionBlock.is_valid(block)
         ):
             built.notes.append(
                 CueNote(
@@ -343,7 +350,9 @@ def read_subtitle_file(
             "subtitle file not found", None, "check the path (relative to the manifest)"
         ) from None
     except OSError as exc:
-        raise SubtitleError(f"cannot read the subtitle file: {exc}", None, "check the file's permissions") from None
+        raise SubtitleError(
+            f"cannot read the subtitle file: {exc}", None, "check the file's permissions"
+        ) from None
     try:
         decoded = decode_subtitle_bytes(data, encoding)
     except ValueError as exc:
@@ -351,7 +360,9 @@ def read_subtitle_file(
             raise
         raise SubtitleError(str(exc), None, "give a codec name such as cp1252, gb2312 or utf-16") from None
     parsed = parse_subtitle_text(decoded.text, name=file.name, speakers=speakers)
-    timed = len(parsed.cues) + sum(n.action in ("left out", "dropped") and n.cue_id is not None for n in parsed.notes)
+    timed = len(parsed.cues) + sum(
+        n.action in ("left out", "dropped") and n.cue_id is not None for n in parsed.notes
+    )
     if not timed:
         raise SubtitleError("the subtitle file holds no cue", None, "add cues, or remove the language")
     if not parsed.cues:

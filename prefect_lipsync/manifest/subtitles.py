@@ -25,7 +25,7 @@ from typing import Literal
 
 import srt
 import webvtt
-from webvtt.vtt import WebVTTCommentBlock, WebVTTCueBlock, WebVTTRegionBlock, WebVTTStyleBlock
+from webvtt.vtt import WebVTTCommentBlock, WebVTTCueBlock, WebVTTStyleBlock
 
 from prefect_lipsync.manifest.subtitle_encoding import SubtitleEncodingError, decode_subtitle_bytes
 from prefect_lipsync.manifest.subtitle_errors import SubtitleError
@@ -280,7 +280,7 @@ def _parse_vtt(text: str, rules: Iterable[SpeakerRule]) -> tuple[list[Cue], list
         elif not (
             WebVTTCommentBlock.is_valid(block)
             or WebVTTStyleBlock.is_valid(block)
-            or WebVTTRegionBlock.is_valid(block)
+            or block[0].startswith("REGION")
         ):
             built.notes.append(
                 CueNote(

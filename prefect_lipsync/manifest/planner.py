@@ -74,10 +74,9 @@ def _note_subtitles(ctx: PlanContext, job: JobDraft) -> None:
     for note in ctx.loaded.subtitle_notes.get(job.code, []):
         job.warnings.append(f"{where} {note}")
         if note.cue_id is not None and note.action in ("left out", "dropped"):
+            place = f"{where} line {note.line}" if note.line is not None else where
             job.dropped.append(
-                DroppedLine(
-                    line_id=note.cue_id, reason=f"{note.action}: {note.reason} ({where} line {note.line})"
-                )
+                DroppedLine(line_id=note.cue_id, reason=f"{note.action}: {note.reason} ({place})")
             )
 
 

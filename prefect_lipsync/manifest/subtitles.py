@@ -80,14 +80,15 @@ class Cue:
 class CueNote:
     """A cue or block that did not become a script line as written: what happened to it, and why."""
 
-    line: int
+    line: int | None  # 1-based: a cue's timing line, a block's first line
     action: Action
     reason: str
     cue_id: str | None = None
 
     def __str__(self) -> str:
         what = f"cue {self.cue_id}" if self.cue_id else "block"
-        return f"line {self.line}: {what} {self.action}: {self.reason}"
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{what} {self.action}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,15 @@ class _Cues:
         self.notes: list[CueNote] = []
 
     def add(
-        self, *, index: int, cue_id: str, start: Fraction, end: Fraction, raw: str, line: int, is_vtt: bool
+        self,
+        *,
+        index: int,
+        cue_id: str,
+        start: Fraction,
+        end: Fraction,
+        raw: str,
+        line: int | None,
+        is_vtt: bool,
     ) -> None:
         voices = voices_of(raw) if is_vtt else []
         found = split_speakers(strip_tags(raw), self.rules, voices=voices)
@@ -290,15 +299,20 @@ def _parse_vtt(text: str, rules: Iterable[SpeakerRule]) -> tuple[list[Cue], list
                     "do; give it a 'start --> end' line if it is a cue",
                 )
             )
-    placed = len(cue_blocks) == len(captions)
+    at = 0
     for n, caption in enumerate(captions):
+        # Cue blocks and captions come in the same order; a block the library could not read is skipped.
+        while at < len(cue_blocks) and WebVTTCueBlock.from_lines(cue_blocks[at][1]).payload != caption.lines:
+            at += 1
+        cue_line = cue_blocks[at][0] if at < len(cue_blocks) else None
+        at += 1
         built.add(
             index=n + 1,
             cue_id=caption.identifier or str(n + 1),
             start=Fraction(int(caption.start_time.in_milliseconds()), 1000),
             end=Fraction(int(caption.end_time.in_milliseconds()), 1000),
             raw=caption.raw_text,
-            line=cue_blocks[n][0] if placed else 0,
+            line=cue_line,
             is_vtt=True,
         )
     return built.cues, built.notes
@@ -319,7 +333,7 @@ def parse_subtitle_text(
     else:
         cues, notes = _parse_srt(text, speakers)
         fmt = "srt"
-    return SubtitleFile(cues=cues, notes=sorted(notes, key=lambda n: n.line), format=fmt)
+    return SubtitleFile(cues=cues, notes=sorted(notes, key=lambda n: n.line or 0), format=fmt)
 
 
 def parse_srt(text: str, speakers: Iterable[SpeakerRule] = ALL_SPEAKER_RULES) -> list[Cue]:

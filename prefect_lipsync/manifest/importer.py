@@ -51,7 +51,7 @@ class SubtitleImport:
         lines = [f"{source}: {subs.format.upper()} read as {how}: {len(subs.cues)} line(s)"]
         if subs.encoding_note:
             lines.append(f"  note: {subs.encoding_note}")
-        lines.extend(f"  {source}:{note}" for note in subs.notes)
+        lines.extend(f"  {note.located(source)}" for note in subs.notes)
         return lines
 
 

@@ -72,9 +72,9 @@ def _note_subtitles(ctx: PlanContext, job: JobDraft) -> None:
     """Cues of the language's subtitle file that are not lines as written: dropped lines and warnings."""
     where = job.spec.subtitles or "subtitles"
     for note in ctx.loaded.subtitle_notes.get(job.code, []):
-        job.warnings.append(f"{where} {note}")
+        job.warnings.append(note.located(where))
         if note.cue_id is not None and note.action in ("left out", "dropped"):
-            place = f"{where} line {note.line}" if note.line is not None else where
+            place = f"{where}:{note.line}" if note.line is not None else where
             job.dropped.append(
                 DroppedLine(line_id=note.cue_id, reason=f"{note.action}: {note.reason} ({place})")
             )

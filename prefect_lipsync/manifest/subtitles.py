@@ -90,6 +90,12 @@ class CueNote:
         where = f"line {self.line}: " if self.line is not None else ""
         return f"{where}{what} {self.action}: {self.reason}"
 
+    def located(self, source: str) -> str:
+        """The note as 'FILE:LINE: cue 3 left out: why', the way compilers place a message."""
+        what = f"cue {self.cue_id}" if self.cue_id else "block"
+        place = f"{source}:{self.line}" if self.line is not None else source
+        return f"{place}: {what} {self.action}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class SubtitleFile:
@@ -150,6 +156,9 @@ class _Cues:
         speech = speech_of(found.text)
         if not raw.strip():
             self.notes.append(CueNote(line, "dropped", "it has no text (subtitle readers skip it)", cue_id))
+            return
+        if not speech.is_speech and not speech.non_speech:
+            self.notes.append(CueNote(line, "dropped", f"no word in it ({_short(found.text)})", cue_id))
             return
         if not speech.is_speech:
             parts = "; ".join(speech.non_speech) or _short(found.text)

@@ -43,8 +43,10 @@ def test_a_manifest_names_the_subtitle_encoding_and_the_plan_lists_cues_left_out
     job = plan.jobs[0]
     assert job.segment_lines == [["1"], ["3"]]
     assert [(d.line_id, d.reason.split(":")[0]) for d in job.dropped_lines] == [("2", "left out")]
-    assert "fr.srt line 6" in job.dropped_lines[0].reason
-    assert any("cue 2 left out: non-speech cue '[ríen emocionadas]'" in w for w in job.warnings)
+    assert "(fr.srt:6)" in job.dropped_lines[0].reason
+    assert (
+        "fr.srt:6: cue 2 left out: non-speech cue '[ríen emocionadas]': nothing in it is said" in job.warnings
+    )
 
 
 def test_a_legacy_subtitle_file_without_encoding_is_a_problem_naming_the_key(tmp_path: Path) -> None:

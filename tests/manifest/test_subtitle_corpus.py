@@ -479,7 +479,7 @@ def test_import_with_encoding_reads_a_legacy_file_and_reports_every_cue_left_out
     assert code == 0, err
     assert "wrote" in out and "(3 lines)" in out
     assert "read as gb2312" in err
-    assert f"{path}:line 10: cue 3 left out: non-speech cue" in err and "（笑声）" in err
+    assert f"{path}:10: cue 3 left out: non-speech cue" in err and "（笑声）" in err
     text = out_file.read_text(encoding="utf-8")
     assert "今天天气很好" in text and "zh/004.wav" in text and "zh/003.wav" not in text
 
@@ -517,6 +517,6 @@ def test_imported_file_reports_merged_and_dropped_blocks_with_their_lines(
     path.write_text(UNTIMED_EN)
     code, _, err = _import([str(path), "--video", "v.mp4", "--audio", "{index}.wav"], capsys)
     assert code == 0
-    assert f"{path}:line 5: block merged: a block without a timing line" in err
-    assert f"{path}:line 20: cue 5 dropped: it has no text" in err
-    assert f"{path}:line 23: cue 6 left out: non-speech cue '[coughs]'" in err
+    assert f"{path}:5: block merged: a block without a timing line" in err
+    assert f"{path}:20: cue 5 dropped: it has no text" in err
+    assert f"{path}:23: cue 6 left out: non-speech cue '[coughs]'" in err

@@ -199,12 +199,12 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     data = imported.data
-    # The report goes to stderr, so that stdout stays the manifest when no --out is given.
-    print("\n".join(imported.report(args.subtitles)), file=sys.stderr)
+    report = "\n".join(imported.report(args.subtitles))
     if args.out:
         path = write_manifest(data, args.out)
         lines = sum(len(spec["lines"]) for spec in data["languages"].values())
-        print(f"wrote {path} ({lines} lines)")
-    else:
+        print(f"wrote {path} ({lines} lines)\n{report}")
+    else:  # stdout is the manifest: the report goes beside it, to stderr
         sys.stdout.write(dump_manifest(data))
+        print(report, file=sys.stderr)
     return 0

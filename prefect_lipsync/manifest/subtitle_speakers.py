@@ -66,7 +66,11 @@ _SOUND_WORDS = _words(
 
 _VOICE_RE = re.compile(r"<v(?:\.[^\s>]+)*[ \t]+([^>]+)>")
 _LABEL_RE = re.compile(r"^\s*(?P<label>[^\W\d_][^:\n]{0,40}?)\s?:\s+(?P<rest>\S.*)$", re.DOTALL)
-_DASH_RE = re.compile(r"^(?P<dash>\s*[-‐–—]\s*)(?P<label>[^\W\d_][^:\n]{0,40}?)\s?:\s+(?P<rest>\S.*)$")
+_DASH_RE = re.compile(
+    r"^(?P<dash>\s*[-‐–—]\s*)(?:(?P<label>[^\W\d_][^:\n]{0,40}?)\s?:|\[(?P<bracketed>[^\]\n]{1,40})\])\s+(?P<rest>\S.*)$"
+)
+# Reported speech after the colon ('Digo: "Le doy..."', 'He said: «No»') is a sentence, not a label.
+_QUOTES = "\"'“”„«»‘’‹›「『"
 _BRACKET_RE = re.compile(r"^\s*\[(?P<label>[^\]\n]{1,40})\]\s*(?P<rest>\S.*)$", re.DOTALL)
 _WORD_RE = re.compile(r"[^\W\d_](?:[^\W_]|['’.\-])*\.?|#?\d{1,2}")
 
@@ -161,15 +165,21 @@ def split_speakers(
             body = match["rest"].strip()
     if not names and "label" in active:
         match = _LABEL_RE.match(body)
-        if match and is_name_like(match["label"]):
+        if match and match["rest"][0] not in _QUOTES and is_name_like(match["label"]):
             names.append(match["label"].strip())
             body = match["rest"].strip()
     if "dash" in active:
         lines = []
         for line in body.split("\n"):
             match = _DASH_RE.match(line)
-            if match and is_name_like(match["label"]):
-                names.append(match["label"].strip())
+            label = match and (match["label"] or match["bracketed"])
+            if (
+                match
+                and label
+                and match["rest"][0] not in _QUOTES
+                and is_name_like(label, bracketed=not match["label"])
+            ):
+                names.append(label.strip())
                 line = match["dash"] + match["rest"].strip()
             lines.append(line)
         body = "\n".join(lines)

@@ -296,7 +296,8 @@ def _parse_vtt(text: str, rules: Iterable[SpeakerRule]) -> tuple[list[Cue], list
             timing = first if "-->" in block[0] else first + 1
             cue_blocks.append((timing, block))
         elif not (
-            WebVTTCommentBlock.is_valid(block)
+            all(not line.strip() for line in block)  # whitespace alone is no cue
+            or WebVTTCommentBlock.is_valid(block)
             or WebVTTStyleBlock.is_valid(block)
             or block[0].startswith("REGION")
         ):

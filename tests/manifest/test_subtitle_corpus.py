@@ -107,6 +107,8 @@ Kind: captions
 
 NOTE exported by a streaming tool
 
+\x20\x20\x20
+
 STYLE
 ::cue { color: white }
 
@@ -219,7 +221,7 @@ READABLE = [
         "utf-8",
         speakers={"1": "Dr. Müller", "3": None, "4": None, "5": "Dr. Müller"},
         texts={"3": "Das Problem: wir haben keine Zeit.", "5": "Genau."},
-        notes=[(12, "left out"), (18, "dropped"), (20, "no speaker")],
+        notes=[(14, "left out"), (20, "dropped"), (22, "no speaker")],  # whitespace alone is no block
     ),
     Case(
         "en_untimed",

@@ -58,6 +58,8 @@ def test_name_like_labels_are_speakers(text: str, speaker: str, rest: str) -> No
         "[MUSIC PLAYING] Hello?",
         "[ríen emocionadas] ¡Sí!",
         "Visit https://example.com: now",
+        'Digo: "Le doy un abrazo al estirado".',  # reported speech after the colon
+        "Il a crié : « Non ! »",
     ],
 )
 def test_sentences_with_a_colon_and_sound_descriptions_name_no_speaker(text: str) -> None:
@@ -68,6 +70,12 @@ def test_a_dialogue_cue_of_two_speakers_names_both_and_takes_neither() -> None:
     found = split_speakers("- PIERRE: Salut.\n- MARIE: Bonjour.")
     assert found.names == ["PIERRE", "MARIE"] and found.speaker is None
     assert found.text == "- Salut.\n- Bonjour."
+
+
+def test_a_dialogue_line_may_name_its_speaker_in_brackets() -> None:
+    found = split_speakers("- [Carlota] Vamos a brindar por Marga\n- [risas]")
+    assert found.names == ["Carlota"] and found.text.startswith("- Vamos a brindar")
+    assert split_speakers("- [Laughs] Okay").names == []
 
 
 def test_webvtt_voices_win_and_can_be_switched_off() -> None:

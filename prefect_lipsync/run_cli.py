@@ -10,8 +10,14 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+    from prefect_lipsync.flows.localize import LocalizeResult
 
 
 def register(subparsers: Any) -> None:
@@ -65,21 +71,22 @@ def run_manifest(
     if not manifest.exists():
         print(f"prefect-lipsync run: {manifest}: no such manifest", file=sys.stderr)
         return 2
-    from prefect_lipsync.flows.endpoint import load_credentials
     from prefect_lipsync.flows.localize import localize_video
 
-    state = asyncio.run(
+    run = cast(
+        "Coroutine[Any, Any, State[LocalizeResult]]",
         localize_video(
             manifest=str(manifest),
             out_dir=str(out),
             languages=languages,
-            credentials=load_credentials(credentials),
+            credentials_block=credentials,
             base_url=base_url,
             quality_policy=quality_policy,
             rerun_nonce=rerun_nonce,
             return_state=True,
-        )
+        ),
     )
+    state = asyncio.run(run)
     if not state.is_completed():
         print(f"\nThe run did not complete: {state.message}", file=sys.stderr)
         return 1

@@ -51,7 +51,7 @@ class DecodedText:
     text: str
     encoding: str
     bom: bool
-    note: str | None = None  # e.g. a named encoding that the byte-order mark overrode
+    note: str | None = None  # a named encoding the byte-order mark overrode, or a UTF-8 file read otherwise
 
 
 def canonical_encoding(name: str) -> str:
@@ -84,6 +84,14 @@ def likely_encodings(data: bytes, limit: int = 3) -> list[str]:
     return found
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _line_of_byte(data: bytes, offset: int, encoding: str) -> int:
     return data[:offset].decode(encoding, errors="replace").count("\n") + 1
 
@@ -99,7 +107,12 @@ def decode_subtitle_bytes(data: bytes, encoding: str | None = None) -> DecodedTe
             note = f"the file's byte-order mark says {name}: used instead of the encoding given ({encoding})"
         return DecodedText(_strict(data[skip:], name, named_by="its byte-order mark"), name, True, note)
     if named is not None:
-        return DecodedText(_strict(data, named, named_by="the encoding given"), named, False)
+        text = _strict(data, named, named_by="the encoding given")
+        note = None
+        if named != "utf-8" and not data.isascii() and _is_utf8(data):
+            # Most code pages decode any bytes: UTF-8 read as cp1252 gives "Ã©" for "é" without an error.
+            note = f"the file is valid UTF-8 too: read as {named} as asked; check that its text reads right"
+        return DecodedText(text, named, False, note)
     text = _strict(data, "utf-8", named_by=None)
     if "\x00" in text:  # ASCII as UTF-16/32 without a mark is valid UTF-8 full of NULs
         line = text[: text.index("\x00")].count("\n") + 1

@@ -349,6 +349,13 @@ def test_a_legacy_file_without_an_encoding_is_refused_naming_the_likely_one(
     path.read_bytes().decode(err.guesses[0])  # the encoding named does decode the file
 
 
+def test_a_utf8_file_read_in_a_code_page_as_asked_is_noted(tmp_path: Path) -> None:
+    path = tmp_path / "x.srt"
+    path.write_text(DIALOGUE_ES, encoding="utf-8")
+    read = read_subtitle_file(path, encoding="cp1252")
+    assert read.encoding == "cp1252" and read.encoding_note and "valid UTF-8 too" in read.encoding_note
+
+
 def test_a_file_that_is_not_the_encoding_given_is_refused_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "x.srt"
     path.write_bytes(LEGACY_ES.encode("cp1252"))

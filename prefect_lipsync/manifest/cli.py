@@ -8,8 +8,15 @@ import sys
 from typing import Any
 
 from prefect_lipsync.manifest.errors import ManifestError
-from prefect_lipsync.manifest.importer import dump_manifest, manifest_from_subtitles, write_manifest
+from prefect_lipsync.manifest.importer import dump_manifest, import_subtitles, write_manifest
 from prefect_lipsync.manifest.plan_models import DEFAULT_PRICE_PER_SECOND, Plan
+from prefect_lipsync.manifest.subtitle_encoding import SubtitleEncodingError, canonical_encoding, encoding_fix
+from prefect_lipsync.manifest.subtitle_speakers import (
+    ALL_SPEAKER_RULES,
+    NO_SPEAKER_RULES,
+    SpeakerRule,
+    parse_speaker_rules,
+)
 from prefect_lipsync.manifest.subtitles import SubtitleError
 from prefect_lipsync.media.errors import MediaError
 
@@ -22,6 +29,20 @@ def _price(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite price of 0 or more USD per second, got {text}")
     return value
+
+
+def _encoding(text: str) -> str:
+    try:
+        return canonical_encoding(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _speaker_rules(text: str) -> frozenset[SpeakerRule]:
+    try:
+        return parse_speaker_rules(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: Any) -> None:
@@ -65,6 +86,28 @@ def register(subparsers: Any) -> None:
         "--language", help="language code (default: from the file name, e.g. promo.it.srt -> it)"
     )
     imp.add_argument("--name", help="manifest name, used in output file names")
+    imp.add_argument(
+        "--encoding",
+        type=_encoding,
+        metavar="NAME",
+        help="the file's text encoding when it is not UTF-8 and has no byte-order mark (e.g. cp1252, gb2312)",
+    )
+    who = imp.add_mutually_exclusive_group()
+    who.add_argument(
+        "--speakers",
+        type=_speaker_rules,
+        default=ALL_SPEAKER_RULES,
+        metavar="RULES",
+        help="which subtitle conventions name a speaker, a comma list of voice (WebVTT <v Name>), "
+        "dash ('- NAME: ...'), label ('Name: ...'), bracket ('[Name] ...'); default: all",
+    )
+    who.add_argument(
+        "--no-speakers",
+        dest="speakers",
+        action="store_const",
+        const=NO_SPEAKER_RULES,
+        help="take no speaker from the file (labels stay in the text)",
+    )
     imp.add_argument("--out", metavar="MANIFEST.yaml", help="write here (atomically) instead of printing")
     imp.set_defaults(handler=run_import)
     manifest.set_defaults(handler=lambda args: _usage(manifest))
@@ -133,25 +176,35 @@ def run_import(args: argparse.Namespace) -> int:
 
     manifest_dir = Path(args.out).resolve().parent if args.out else Path.cwd()
     try:
-        data = manifest_from_subtitles(
+        imported = import_subtitles(
             args.subtitles,
             video=args.video,
             audio_template=args.audio,
             language=args.language,
             name=args.name,
             manifest_dir=manifest_dir,
+            encoding=args.encoding,
+            speakers=args.speakers,
         )
     except SubtitleError as exc:
         where = f"{args.subtitles}:{exc.line}" if exc.line else args.subtitles
-        print(f"{where}: {exc}\n  fix: {exc.fix}", file=sys.stderr)
+        fix = (
+            encoding_fix(exc.guesses, "pass --encoding {name}")
+            if isinstance(exc, SubtitleEncodingError)
+            else exc.fix
+        )
+        print(f"{where}: {exc}\n  fix: {fix}", file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    data = imported.data
+    report = "\n".join(imported.report(args.subtitles))
     if args.out:
         path = write_manifest(data, args.out)
         lines = sum(len(spec["lines"]) for spec in data["languages"].values())
-        print(f"wrote {path} ({lines} lines)")
-    else:
+        print(f"wrote {path} ({lines} lines)\n{report}")
+    else:  # stdout is the manifest: the report goes beside it, to stderr
         sys.stdout.write(dump_manifest(data))
+        print(report, file=sys.stderr)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,9 @@ import yaml
 from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.manifest.loader import is_url
 from prefect_lipsync.manifest.schema import template_problem
-from prefect_lipsync.manifest.subtitles import fill_template, read_subtitles
+from prefect_lipsync.manifest.subtitle_speakers import ALL_SPEAKER_RULES, SpeakerRule
+from prefect_lipsync.manifest.subtitles import SubtitleError, SubtitleFile, fill_template, read_subtitle_file
+from prefect_lipsync.manifest.timecode import format_seconds
 
 _CODE_RE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?$")
 
@@ -32,7 +36,25 @@ def _ref_for(target: str, manifest_dir: Path) -> str:
     return os.path.relpath(os.path.abspath(target), manifest_dir).replace(os.sep, "/")
 
 
-def manifest_from_subtitles(
+@dataclass(frozen=True)
+class SubtitleImport:
+    """A manifest made from a subtitle file, and how the file was read (its cue notes)."""
+
+    data: dict[str, Any]
+    subtitles: SubtitleFile
+
+    def report(self, source: str) -> list[str]:
+        """The import report: how the file was read, then every cue not taken as written."""
+        subs = self.subtitles
+        how = subs.encoding + (", byte-order mark" if subs.bom else "")
+        lines = [f"{source}: {subs.format.upper()} read as {how}: {len(subs.cues)} line(s)"]
+        if subs.encoding_note:
+            lines.append(f"  note: {subs.encoding_note}")
+        lines.extend(f"  {note.located(source)}" for note in subs.notes)
+        return lines
+
+
+def import_subtitles(
     subtitle_path: str | Path,
     *,
     video: str,
@@ -40,17 +62,30 @@ def manifest_from_subtitles(
     language: str | None = None,
     name: str | None = None,
     manifest_dir: str | Path | None = None,
-) -> dict[str, Any]:
-    """A version-1 manifest (as data) with one line per cue; paths relative to `manifest_dir`."""
+    encoding: str | None = None,
+    speakers: Iterable[SpeakerRule] = ALL_SPEAKER_RULES,
+) -> SubtitleImport:
+    """A version-1 manifest (as data) with one line per spoken cue; paths relative to `manifest_dir`.
+
+    Raises SubtitleError naming the line (the file, its encoding, a timing line, a cue that ends
+    before it starts) and ValueError for a bad audio template.
+    """
     problem = template_problem(audio_template)
     if problem:
         raise ValueError(
             f"{problem}; use fields {{index}}, {{id}} or {{speaker}}, e.g. 'it/{{index:03d}}.wav'"
         )
     base = Path(manifest_dir) if manifest_dir is not None else Path.cwd()
-    cues = read_subtitles(subtitle_path)
+    subs = read_subtitle_file(subtitle_path, encoding=encoding, speakers=speakers)
     lines: list[dict[str, Any]] = []
-    for cue in cues:
+    for cue in subs.cues:
+        if cue.end <= cue.start:  # a manifest that cannot be planned is not worth writing
+            raise SubtitleError(
+                f"cue {cue.id} ends at {format_seconds(cue.end, 3)} s, not after its start "
+                f"{format_seconds(cue.start, 3)} s",
+                cue.line,
+                "make the cue's end time later than its start",
+            )
         line: dict[str, Any] = {
             "id": cue.id,
             "start": float(cue.start),  # millisecond fractions: the float's repr is the exact decimal
@@ -66,7 +101,31 @@ def manifest_from_subtitles(
     if name:
         data["name"] = name
     data["languages"] = {language or guess_language(subtitle_path): {"lines": lines}}
-    return data
+    return SubtitleImport(data=data, subtitles=subs)
+
+
+def manifest_from_subtitles(
+    subtitle_path: str | Path,
+    *,
+    video: str,
+    audio_template: str,
+    language: str | None = None,
+    name: str | None = None,
+    manifest_dir: str | Path | None = None,
+    encoding: str | None = None,
+    speakers: Iterable[SpeakerRule] = ALL_SPEAKER_RULES,
+) -> dict[str, Any]:
+    """The manifest data of `import_subtitles` alone."""
+    return import_subtitles(
+        subtitle_path,
+        video=video,
+        audio_template=audio_template,
+        language=language,
+        name=name,
+        manifest_dir=manifest_dir,
+        encoding=encoding,
+        speakers=speakers,
+    ).data
 
 
 def dump_manifest(data: dict[str, Any]) -> str:

@@ -39,7 +39,9 @@ from prefect_lipsync.manifest.source_map import (
     parse_text,
     source_map,
 )
-from prefect_lipsync.manifest.subtitles import SubtitleError, fill_template, read_subtitles
+from prefect_lipsync.manifest.subtitle_encoding import SubtitleEncodingError, encoding_fix
+from prefect_lipsync.manifest.subtitle_speakers import ALL_SPEAKER_RULES
+from prefect_lipsync.manifest.subtitles import CueNote, SubtitleError, fill_template, read_subtitle_file
 
 MEMORY_FILE = "<manifest>"
 
@@ -82,6 +84,8 @@ class LoadedManifest:
     lines: dict[str, list[PlanLine]] = field(default_factory=dict)
     problems: list[ManifestProblem] = field(default_factory=list)
     broken: set[str] = field(default_factory=set)  # languages that cannot be planned
+    # Per language from a subtitle file: its cues not taken as written (left out, dropped, merged).
+    subtitle_notes: dict[str, list[CueNote]] = field(default_factory=dict)
 
     def resolve(self, ref: str) -> str:
         """A manifest reference as a URL or an absolute local path (relative to the manifest)."""
@@ -301,9 +305,12 @@ def _subtitle_lines(loaded: LoadedManifest, code: str, spec: LanguageSpec) -> li
         )
         return None
     sub_file = loaded.resolve(spec.subtitles)
+    rules = ALL_SPEAKER_RULES if spec.speakers_from is None else frozenset(spec.speakers_from)
     try:
-        cues = read_subtitles(sub_file)
+        read = read_subtitle_file(sub_file, encoding=spec.encoding, speakers=rules)
     except SubtitleError as exc:
+        if isinstance(exc, SubtitleEncodingError):  # the fix is the manifest's key, not the CLI's flag
+            exc.fix = encoding_fix(exc.guesses, f"add encoding: {{name}} to languages.{code}")
         if exc.line is None:
             loaded.problems.append(
                 loaded.problem(("languages", code, "subtitles"), f"{spec.subtitles}: {exc}", exc.fix)
@@ -320,6 +327,8 @@ def _subtitle_lines(loaded: LoadedManifest, code: str, spec: LanguageSpec) -> li
                 )
             )
         return None
+    cues = read.cues
+    loaded.subtitle_notes[code] = list(read.notes)
     out = []
     where: PathKey = ("languages", code, "subtitles")
     unsafe = False

@@ -6,6 +6,7 @@ are refused (a typo such as `audo:` must not be ignored silently).
 
 from __future__ import annotations
 
+import codecs
 import re
 import string
 from typing import Annotated, Any, Literal, Self
@@ -200,6 +201,16 @@ class LanguageSpec(_Strict):
     )
     speech: SpeechSpec | None = Field(default=None, description="TTS text for the whole video.")
     subtitles: str | None = Field(default=None, description="An SRT or WebVTT file with the lines.")
+    encoding: str | None = Field(
+        default=None,
+        description="With `subtitles`: the file's text encoding (cp1252, gb2312, ...) when it is not UTF-8 and "
+        "has no byte-order mark.",
+    )
+    speakers_from: list[Literal["voice", "dash", "label", "bracket"]] | None = Field(
+        default=None,
+        description="With `subtitles`: the conventions that name a cue's speaker (WebVTT voice, '- NAME:' dash, "
+        "'Name:' label, '[Name]' bracket); default all, [] for none.",
+    )
     sync_mode: SyncMode | None = Field(
         default=None, description="Overrides defaults.sync_mode for this language."
     )
@@ -230,6 +241,29 @@ class LanguageSpec(_Strict):
             )
         if self.lines is not None and not self.lines:
             raise custom_error("lines is empty", "add at least one line, or remove the language")
+        return self
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise custom_error(
+                    f"unknown text encoding {value!r}",
+                    "give a codec name such as cp1252, gb2312, shift_jis, utf-16",
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _subtitle_options(self) -> Self:
+        given = [k for k in ("encoding", "speakers_from") if getattr(self, k) is not None]
+        if given and self.subtitles is None:
+            raise custom_error(
+                f"{' and '.join(given)} only apply to a subtitles file",
+                f"remove {' and '.join(given)}, or give subtitles: FILE",
+            )
         return self
 
     @property

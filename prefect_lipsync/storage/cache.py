@@ -152,10 +152,10 @@ class MediaCache:
     @staticmethod
     def _s3_key(ref: str, info: dict[str, Any]) -> str:
         parts = urlsplit(ref)
+        where = f"{parts.netloc}/{parts.path.lstrip('/')}"
         return identity_key(
-            "s3", f"{parts.netloc}/{parts.path.lstrip('/')}", str(info.get("ETag") or ""),
-            int(info["size"]), info.get("VersionId"),
-        )  # fmt: skip
+            "s3", where, str(info.get("ETag") or ""), int(info["size"]), info.get("VersionId")
+        )
 
     def _materialize_s3(self, ref: str) -> Path:
         info = self._s3_info(ref)

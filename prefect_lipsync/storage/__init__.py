@@ -4,7 +4,7 @@ Knows nothing of Prefect. S3 is reached through fsspec/s3fs, configured by the A
 (AWS_ENDPOINT_URL_S3 for an S3-compatible service).
 """
 
-from prefect_lipsync.storage.cache import MediaCache, default_media_cache, materialize
+from prefect_lipsync.storage.cache import MediaCache, default_media_cache, local_copies, materialize
 from prefect_lipsync.storage.errors import (
     CacheTooSmall,
     ObjectChanged,
@@ -35,6 +35,7 @@ __all__ = [
     "join_s3",
     "list_manifests",
     "list_objects",
+    "local_copies",
     "materialize",
     "presign_get",
     "presign_put",

@@ -18,7 +18,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -35,7 +35,7 @@ from prefect_lipsync.storage.errors import (
     StorageUnavailable,
 )
 from prefect_lipsync.storage.filesystem import s3_filesystem, storage_errors
-from prefect_lipsync.storage.refs import display_ref, is_http, is_s3, ref_suffix
+from prefect_lipsync.storage.refs import display_ref, is_http, is_remote, is_s3, ref_suffix
 
 CACHE_DIR_ENV = "PREFECT_LIPSYNC_MEDIA_CACHE_DIR"
 CACHE_BYTES_ENV = "PREFECT_LIPSYNC_MEDIA_CACHE_BYTES"
@@ -342,4 +342,18 @@ def materialize(ref: str) -> Path:
     return default_media_cache().materialize(ref)
 
 
-__all__ = ["CacheEntry", "MediaCache", "default_media_cache", "display_ref", "identity_key", "materialize"]
+def local_copies(refs: Iterable[str], cache: MediaCache | None = None) -> dict[str, Path]:
+    """Each remote ref among `refs` -> its local copy: the `local_media` mapping pre-flight and checks take."""
+    use = cache or default_media_cache()
+    return {ref: use.materialize(ref) for ref in dict.fromkeys(refs) if is_remote(ref)}
+
+
+__all__ = [
+    "CacheEntry",
+    "MediaCache",
+    "default_media_cache",
+    "display_ref",
+    "identity_key",
+    "local_copies",
+    "materialize",
+]

@@ -15,10 +15,15 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from fsspec.callbacks import Callback
 
 from prefect_lipsync.storage.errors import StorageError
 from prefect_lipsync.storage.filesystem import s3_filesystem, storage_errors
 from prefect_lipsync.storage.refs import is_http, is_s3
+
+MIN_PART_BYTES = 5 << 20  # S3's smallest part of a multipart upload
 
 #: Raises when the file must not be published (a failed quality check, a wrong size, ...).
 CheckFn = Callable[[Path], None]
@@ -34,11 +39,15 @@ def publish_file(
     *,
     check: CheckFn | None = None,
     content_type: str | None = None,
+    part_bytes: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> str:
     """Copy the local file `local` to `dest` (`s3://bucket/key` or a local path) once `check` accepts it.
 
     Returns `dest`. `check(local)` raising means nothing is written anywhere, and its exception
     propagates. Raises StorageError (with the destination and a fix) when the write fails.
+    To S3, a file of at least twice `part_bytes` (s3fs's default: 50 MiB; at least 5 MiB) goes as a
+    multipart upload; `progress(bytes_sent)` is called as parts complete.
     """
     source = Path(local)
     if not source.is_file():
@@ -46,7 +55,7 @@ def publish_file(
     if check is not None:
         check(source)
     if is_s3(dest):
-        return _publish_s3(source, dest, content_type)
+        return _publish_s3(source, dest, content_type, part_bytes, progress)
     if is_http(dest):
         raise StorageError(
             dest, "cannot publish to an http(s) URL", "give s3://bucket/prefix or a local folder"
@@ -54,10 +63,20 @@ def publish_file(
     return str(_publish_local(source, Path(dest)))
 
 
-def _publish_s3(source: Path, dest: str, content_type: str | None) -> str:
+def _publish_s3(
+    source: Path,
+    dest: str,
+    content_type: str | None,
+    part_bytes: int | None,
+    progress: Callable[[int], None] | None,
+) -> str:
     fs = s3_filesystem()
     size = source.stat().st_size
-    extra = {"ContentType": content_type} if content_type else {}
+    extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+    if part_bytes is not None:
+        extra["chunksize"] = max(part_bytes, MIN_PART_BYTES)
+    if progress is not None:
+        extra["callback"] = _Progress(progress)
     with storage_errors(dest, "upload the file"):
         fs.put_file(str(source), dest, **extra)
     with storage_errors(dest, "read back the uploaded object"):
@@ -70,6 +89,17 @@ def _publish_s3(source: Path, dest: str, content_type: str | None) -> str:
             dest, f"the stored object has {landed.get('size')} bytes, not {size}", "run again"
         )
     return dest
+
+
+class _Progress(Callback):  # type: ignore[misc]  # fsspec is untyped
+    """fsspec's callback protocol -> a plain `progress(bytes_sent)` function."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        super().__init__()
+        self._progress = progress
+
+    def call(self, *args: Any, **kwargs: Any) -> None:
+        self._progress(int(self.value))
 
 
 def _publish_local(source: Path, target: Path) -> Path:

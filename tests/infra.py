@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -317,3 +318,28 @@ def environ(values: Mapping[str, str | None]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# ---------------------------------------------------------------------------------------- media
+
+
+@dataclass(frozen=True)
+class TinyMedia:
+    video: Path  # 2 s, 160x90, 25 fps H.264 with an AAC tone
+    dub: Path  # 2 s of tone, WAV: a whole-track dub
+    line: Path  # 0.8 s of tone, WAV: one script line
+
+
+def make_tiny_media(root: Path) -> TinyMedia:
+    """Real media made by ffmpeg in well under a second."""
+    from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+
+    video, dub, line = root / "promo.mp4", root / "es.wav", root / "l1.wav"
+    run_ffmpeg(
+        ["-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=2",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=48000",
+         "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(video)]
+    )  # fmt: skip
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=2:sample_rate=44100", str(dub)])
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "sine=frequency=500:duration=0.8:sample_rate=44100", str(line)])
+    return TinyMedia(video, dub, line)

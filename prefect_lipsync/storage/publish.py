@@ -97,9 +97,12 @@ class _Progress(Callback):  # type: ignore[misc]  # fsspec is untyped
     def __init__(self, progress: Callable[[int], None]) -> None:
         super().__init__()
         self._progress = progress
+        self._reported = 0
 
     def call(self, *args: Any, **kwargs: Any) -> None:
-        self._progress(int(self.value))
+        if self.value > self._reported:  # fsspec also calls this when it learns the size: not progress
+            self._reported = int(self.value)
+            self._progress(self._reported)
 
 
 def _publish_local(source: Path, target: Path) -> Path:

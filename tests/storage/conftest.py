@@ -5,16 +5,14 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # --import-mode=importlib: make tests/infra.py importable
 
-from infra import MotoS3, environ
+from infra import MotoS3, TinyMedia, environ, make_tiny_media
 
-from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
 from prefect_lipsync.storage import MediaCache, s3_filesystem
 
 
@@ -56,22 +54,6 @@ def cache(tmp_path: Path) -> MediaCache:
     return MediaCache(tmp_path / "cache", max_bytes=64 << 20)
 
 
-@dataclass(frozen=True)
-class TinyMedia:
-    video: Path  # 2 s, 160x90, 25 fps, with a stereo tone
-    dub: Path  # 2 s of mono speech-band tone, WAV
-    line: Path  # 0.8 s of tone, WAV
-
-
 @pytest.fixture(scope="session")
 def tiny_media(tmp_path_factory: pytest.TempPathFactory) -> TinyMedia:
-    root = tmp_path_factory.mktemp("tiny-media")
-    video, dub, line = root / "promo.mp4", root / "es.wav", root / "l1.wav"
-    run_ffmpeg(
-        ["-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=2",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=48000",
-         "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(video)]
-    )  # fmt: skip
-    run_ffmpeg(["-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=2:sample_rate=44100", str(dub)])
-    run_ffmpeg(["-y", "-f", "lavfi", "-i", "sine=frequency=500:duration=0.8:sample_rate=44100", str(line)])
-    return TinyMedia(video, dub, line)
+    return make_tiny_media(tmp_path_factory.mktemp("tiny-media"))

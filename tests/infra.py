@@ -106,6 +106,7 @@ class MotoS3:
             "AWS_SECRET_ACCESS_KEY": TEST_AWS_SECRET,
             "AWS_DEFAULT_REGION": TEST_REGION,
             "AWS_ENDPOINT_URL_S3": self.endpoint,
+            "AWS_EC2_METADATA_DISABLED": "true",  # no credential look-up off loopback
         }
 
     def __enter__(self) -> MotoS3:

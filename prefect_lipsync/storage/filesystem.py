@@ -25,6 +25,10 @@ from prefect_lipsync.storage.errors import (
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
 MAX_ATTEMPTS = 4  # botocore's count: the first try and three retries
+# Overrides, for a slow link or a test that must fail fast.
+CONNECT_TIMEOUT_ENV = "PREFECT_LIPSYNC_S3_CONNECT_TIMEOUT_S"
+READ_TIMEOUT_ENV = "PREFECT_LIPSYNC_S3_READ_TIMEOUT_S"
+MAX_ATTEMPTS_ENV = "PREFECT_LIPSYNC_S3_MAX_ATTEMPTS"
 
 # The environment that decides which service and which identity a filesystem talks to: a change of
 # any of them (a test's new endpoint, another profile) must give a new client, not a cached one.
@@ -39,6 +43,9 @@ _ENV_THAT_MATTERS = (
     "AWS_REGION",
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
+    CONNECT_TIMEOUT_ENV,
+    READ_TIMEOUT_ENV,
+    MAX_ATTEMPTS_ENV,
 )
 _filesystems: dict[tuple[str, int], Any] = {}
 _lock = threading.Lock()
@@ -55,6 +62,19 @@ def _env_fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _number(name: str, default: float, *, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise StorageError(None, f"{name}={raw!r} is not a number") from exc
+    if value < minimum:
+        raise StorageError(None, f"{name} must be at least {minimum:g}, got {value:g}")
+    return value
+
+
 def s3_filesystem() -> Any:
     """An `s3fs.S3FileSystem` for the current AWS_* environment, with timeouts; one per process and environment."""
     key = (_env_fingerprint(), os.getpid())
@@ -67,11 +87,15 @@ def s3_filesystem() -> Any:
                 skip_instance_cache=True,  # fsspec's cache ignores the environment; ours does not
                 use_listings_cache=False,  # a key just written must be seen at once
                 config_kwargs={
-                    "connect_timeout": CONNECT_TIMEOUT_S,
-                    "read_timeout": READ_TIMEOUT_S,
-                    "retries": {"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+                    "connect_timeout": _number(CONNECT_TIMEOUT_ENV, CONNECT_TIMEOUT_S, minimum=0.1),
+                    "read_timeout": _number(READ_TIMEOUT_ENV, READ_TIMEOUT_S, minimum=0.1),
+                    "retries": {
+                        "max_attempts": int(_number(MAX_ATTEMPTS_ENV, MAX_ATTEMPTS, minimum=1)),
+                        "mode": "standard",
+                    },
                 },
             )
+            fs.retries = 1  # s3fs's own retry loop off: botocore's retry mode above is the one layer
             _filesystems[key] = fs
         return fs
 

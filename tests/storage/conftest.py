@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# botocore must never look for credentials at the EC2 instance-metadata address: loopback only here.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # --import-mode=importlib: make tests/infra.py importable
 

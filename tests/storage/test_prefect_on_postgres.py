@@ -1,4 +1,4 @@
-"""PostgreSQL as the team's Prefect database: `prefect server start` on it runs flows, and its services stay clean."""
+"""A team's Prefect: `prefect server start` on PostgreSQL runs flows, keeps results on S3, and its services stay clean."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from infra import PostgresCluster, PrefectServer
+from infra import MotoS3, PostgresCluster, PrefectServer
+
+from prefect_lipsync.storage import s3_filesystem
 
 QUIET_S = 30.0  # how long the server's services must loop with no error
 
@@ -21,7 +23,10 @@ FLOW_SCRIPT = textwrap.dedent(
     import asyncio
     from datetime import timedelta
 
+    import os
+
     from prefect import flow, get_client
+    from prefect.filesystems import RemoteFileSystem
     from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
     from prefect.client.schemas.schedules import IntervalSchedule
 
@@ -46,6 +51,8 @@ FLOW_SCRIPT = textwrap.dedent(
             )
 
 
+    # Shared result storage, as the README sets it up: an fsspec block on S3 that every worker sees.
+    RemoteFileSystem(basepath=os.environ["RESULTS_BASEPATH"]).save("team-results", overwrite=True)
     assert hello(21) == 42
     asyncio.run(schedule_one())
     print("flow ran")
@@ -72,7 +79,14 @@ ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback \(most recent call last
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_prefect_server_on_postgresql_runs_a_flow_and_its_services_log_no_error(tmp_path: Path) -> None:
+def test_prefect_server_on_postgresql_runs_a_flow_and_its_services_log_no_error(
+    tmp_path: Path, moto_s3: MotoS3, bucket: str
+) -> None:
+    results = {
+        "RESULTS_BASEPATH": f"s3://{bucket}/prefect-results",
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "remote-file-system/team-results",
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+    }
     with PostgresCluster() as pg:
         server_env = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}
         with PrefectServer(tmp_path / "server", database_url=pg.url(), extra_env=server_env) as server:
@@ -81,7 +95,7 @@ def test_prefect_server_on_postgresql_runs_a_flow_and_its_services_log_no_error(
             script.write_text(FLOW_SCRIPT, encoding="utf-8")
             done = subprocess.run(
                 [sys.executable, str(script)],
-                env={**os.environ, **server.client_env()},
+                env={**os.environ, **server.client_env(), **results},
                 capture_output=True,
                 text=True,
                 timeout=180,
@@ -93,6 +107,9 @@ def test_prefect_server_on_postgresql_runs_a_flow_and_its_services_log_no_error(
             # The run is in PostgreSQL itself, not in some SQLite file beside the server.
             runs = rows(pg, "select f.name, r.state_type from flow_run r join flow f on f.id = r.flow_id")
             assert ("pg-hello", "COMPLETED") in runs
+            # Its result went to S3 (Moto), written by the flow's process through s3fs.
+            stored = s3_filesystem().find(f"{bucket}/prefect-results")
+            assert stored, "no result object under the result storage's prefix"
 
             # Let the services loop (scheduler every 5 s, late runs, foreman, ...) for QUIET_S.
             time.sleep(max(0.0, QUIET_S - (time.monotonic() - started)))

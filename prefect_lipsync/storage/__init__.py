@@ -14,7 +14,13 @@ from prefect_lipsync.storage.errors import (
     StorageUnavailable,
 )
 from prefect_lipsync.storage.filesystem import s3_filesystem
-from prefect_lipsync.storage.listing import list_manifests, list_objects, presign_get, presign_put
+from prefect_lipsync.storage.listing import (
+    list_manifests,
+    list_objects,
+    presign_get,
+    presign_put,
+    presign_refs,
+)
 from prefect_lipsync.storage.publish import PublishFailed, publish_file
 from prefect_lipsync.storage.refs import display_ref, is_http, is_remote, is_s3, join_s3, split_s3
 
@@ -39,6 +45,7 @@ __all__ = [
     "materialize",
     "presign_get",
     "presign_put",
+    "presign_refs",
     "publish_file",
     "s3_filesystem",
     "split_s3",

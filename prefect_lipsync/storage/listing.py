@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prefect_lipsync.storage.errors import StorageError
 from prefect_lipsync.storage.filesystem import s3_filesystem, storage_errors
 from prefect_lipsync.storage.refs import is_s3, split_s3
@@ -42,6 +44,15 @@ def _presign(ref: str, method: str, expires_s: int, **params: str) -> str:
 def presign_get(ref: str, *, expires_s: int = DEFAULT_EXPIRES_S) -> str:
     """An https URL anyone may GET `ref` with for `expires_s` seconds (e.g. a request's input video)."""
     return _presign(ref, "get_object", expires_s)
+
+
+def presign_refs(refs: Iterable[str], *, expires_s: int = DEFAULT_EXPIRES_S) -> dict[str, str]:
+    """Each s3:// object among `refs` -> a presigned GET URL, for a request the service must read.
+
+    Derive a request's taskUUID from its s3:// refs, not from these URLs: they change with every
+    signing, and each one is a credential (keep them out of logs and cache keys).
+    """
+    return {ref: presign_get(ref, expires_s=expires_s) for ref in dict.fromkeys(refs) if is_s3(ref)}
 
 
 def presign_put(ref: str, *, expires_s: int = DEFAULT_EXPIRES_S, content_type: str | None = None) -> str:

@@ -17,6 +17,7 @@ from prefect_lipsync.storage import (
     list_manifests,
     list_objects,
     presign_put,
+    presign_refs,
     publish_file,
     s3_filesystem,
 )
@@ -162,3 +163,11 @@ def test_a_presigned_put_url_lets_a_plain_http_client_deliver_an_output(bucket: 
     assert s3_filesystem().cat_file(dest) == b"rendered video"
     with pytest.raises(StorageError, match="expires_s"):
         presign_put(dest, expires_s=0)
+
+
+def test_presigned_get_urls_let_a_plain_http_client_read_the_s3_refs_of_a_request(bucket: str) -> None:
+    video = f"s3://{bucket}/src/v.mp4"
+    s3_filesystem().pipe_file(video, b"video bytes")
+    urls = presign_refs([video, video, "https://cdn.example/a.wav", "/local/b.wav"], expires_s=300)
+    assert list(urls) == [video]
+    assert httpx.get(urls[video], timeout=10).content == b"video bytes"

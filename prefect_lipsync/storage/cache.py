@@ -189,7 +189,8 @@ class MediaCache:
         try:
             with (
                 httpx.Client(timeout=self.http_timeout, follow_redirects=True) as client,
-                client.stream("GET", ref) as response,
+                # identity: Content-Length must count the bytes we store, not a compressed form of them
+                client.stream("GET", ref, headers={"Accept-Encoding": "identity"}) as response,
             ):
                 if response.status_code == 404:
                     raise ObjectNotFound(ref, "the server answers 404 Not Found", "check the URL")

@@ -55,8 +55,9 @@ def json_path(path: Iterable[str | int]) -> str:
 
 
 def is_url(ref: str) -> bool:
+    """A remote reference kept as written: http(s) (e.g. presigned) or s3://bucket/key (object storage)."""
     parts = urlsplit(ref)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return parts.scheme.lower() in ("http", "https", "s3") and bool(parts.netloc)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class LoadedManifest:
     subtitle_notes: dict[str, list[CueNote]] = field(default_factory=dict)
 
     def resolve(self, ref: str) -> str:
-        """A manifest reference as a URL or an absolute local path (relative to the manifest)."""
+        """A manifest reference as a URL (http(s), s3://) or an absolute local path (relative to the manifest)."""
         if is_url(ref):
             return ref
         if ref.startswith("file://"):

@@ -216,7 +216,27 @@ def _probe_uncached(path: str, timeout: float) -> MediaInfo:
     return media_info_from_ffprobe(path, data)
 
 
+def _probe_s3(ref: str, timeout: float, cache: ProbeCache | None) -> MediaInfo:
+    """ffprobe cannot read s3://: probe the local copy in the media cache, and name the ref in errors."""
+    from prefect_lipsync.storage import ObjectNotFound, StorageError, materialize  # lazily: no cycle
+
+    try:
+        local = materialize(ref)
+    except StorageError as exc:
+        kind = MediaNotFound if isinstance(exc, ObjectNotFound) else MediaError
+        raise kind(ref, exc.message + (f" ({exc.fix})" if exc.fix else "")) from exc
+    try:
+        info = _probe_one(str(local), timeout, cache)
+    except NotMediaFile as exc:
+        raise NotMediaFile(ref, exc.message, exc.stderr_tail) from exc
+    except MediaError as exc:
+        raise type(exc)(ref, exc.message) from exc
+    return info.model_copy(update={"path": ref})
+
+
 def _probe_one(path: str, timeout: float, cache: ProbeCache | None) -> MediaInfo:
+    if path.lower().startswith("s3://"):
+        return _probe_s3(path, timeout, cache)
     if is_url(path):
         return _probe_uncached(path, timeout)
     _check_local(path)
@@ -239,7 +259,9 @@ def _resolve_cache(cache: CacheArg) -> ProbeCache | None:
 def probe(
     path: str | Path, *, timeout: float = DEFAULT_PROBE_TIMEOUT_S, cache: CacheArg = DEFAULT_CACHE
 ) -> MediaInfo:
-    """Probe one local file or http(s) URL; an unchanged local file is answered from the cache.
+    """Probe one local file, http(s) URL or s3:// object; an unchanged local file is answered from the cache.
+
+    An s3:// object is first copied into the bounded local media cache (`prefect_lipsync.storage`).
 
     Raises MediaNotFound, NotAFile, NotMediaFile, FFmpegTimeout or FFmpegNotFound (all MediaError),
     each naming the path.
@@ -326,7 +348,7 @@ def probe_many(
 
 
 def _cached(name: str, cache: ProbeCache | None) -> MediaInfo | None:
-    if cache is None or is_url(name):
+    if cache is None or is_url(name) or name.lower().startswith("s3://"):
         return None
     key = FileKey.of(name)
     hit = cache.get(key) if key is not None else None

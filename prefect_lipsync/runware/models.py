@@ -167,12 +167,18 @@ def is_local_ref(value: str) -> bool:
     return urlsplit(value).scheme == "file"
 
 
+def is_object_ref(value: str) -> bool:
+    """An `s3://bucket/key` object: to be presigned (or uploaded) before submitting; the service cannot read it."""
+    parts = urlsplit(value)
+    return parts.scheme == "s3" and bool(parts.netloc) and bool(parts.path.strip("/"))
+
+
 def _check_media_ref(value: str) -> str:
-    if is_uuid(value) or is_http_url(value) or is_local_ref(value):
+    if is_uuid(value) or is_http_url(value) or is_local_ref(value) or is_object_ref(value):
         return value
     raise ValueError(
         "must be a media UUID (from an upload) or an http(s) URL"
-        f" (or a file:// URI to upload first), got {value[:80]!r}"
+        f" (or a file:// URI or s3:// object to upload first), got {value[:80]!r}"
     )
 
 
@@ -327,7 +333,7 @@ class Segment(_WireModel):
     @field_validator("audio")
     @classmethod
     def _ref(cls, value: str) -> str:
-        if is_http_url(value) or is_local_ref(value):
+        if is_http_url(value) or is_local_ref(value) or is_object_ref(value):
             return value
         hint = " (pass the upload's mediaURL, not its UUID)" if is_uuid(value) else ""
         raise ValueError(f"must be an http(s) URL{hint}, got {value[:80]!r}")
@@ -517,6 +523,10 @@ class Sync3Request(_WireModel):
     def local_refs(self) -> list[str]:
         """The `file://` references that must be uploaded before this request can be submitted."""
         return [ref for ref in self.media_refs() if is_local_ref(ref)]
+
+    def object_refs(self) -> list[str]:
+        """The `s3://` references that must be presigned (or uploaded) before this request can be submitted."""
+        return [ref for ref in self.media_refs() if is_object_ref(ref)]
 
     @property
     def effective_sync_mode(self) -> SyncMode:

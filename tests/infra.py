@@ -1,0 +1,346 @@
+"""Real servers for the integration tests, each on loopback, in a temp dir, stopped by its context manager.
+
+- `MotoS3`: Moto's standalone S3-compatible server (`moto_server`, PyPI `moto[server]`) in its own
+  process. The project reaches it only through the S3 API, with the AWS_* variables of `env()`,
+  exactly as it would reach AWS.
+- `PostgresCluster`: Debian's `postgresql` binaries (`initdb`, `pg_ctl`) on a fresh cluster; as
+  root it runs them as the `postgres` system user, since initdb refuses root.
+- `PrefectServer`: `prefect server start` in its own process with its own PREFECT_HOME, on a
+  given database URL (SQLite by default, or a `PostgresCluster`'s).
+
+Import from a conftest after `sys.path.insert(0, <tests dir>)` (pytest runs with --import-mode=importlib).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+LOOPBACK = "127.0.0.1"
+TEST_AWS_KEY_ID = "testing-key-id"
+TEST_AWS_SECRET = "testing-secret-key-not-real"  # Moto accepts any pair; tests check it never leaks
+TEST_REGION = "us-east-1"
+
+
+def free_port() -> int:
+    """A port free on loopback now (bound to 0, then released for the server to take)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(
+    url: str, *, timeout_s: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
+    """Poll `url` until it answers below 500, or fail with the server's log tail."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}:\n{_tail(log)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"no answer from {url} within {timeout_s:.0f} s:\n{_tail(log)}")
+
+
+def _tail(log: Path | None, lines: int = 40) -> str:
+    if log is None or not log.exists():
+        return ""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """SIGTERM the process group it leads, then SIGKILL what is left after `timeout_s`."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout_s)
+
+
+def _venv_bin(name: str) -> str:
+    """A console script of the interpreter running the tests (the project's .venv)."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed: pip install -c constraints.txt -e '.[dev]'")
+    return found
+
+
+# ---------------------------------------------------------------------------------------- S3
+
+
+class MotoS3:
+    """Moto's S3 server on a free loopback port; `env()` is what a process needs to use it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.endpoint = f"http://{LOOPBACK}:{self.port}"
+        self.log = workdir / "moto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": TEST_AWS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": TEST_AWS_SECRET,
+            "AWS_DEFAULT_REGION": TEST_REGION,
+            "AWS_ENDPOINT_URL_S3": self.endpoint,
+            "AWS_EC2_METADATA_DISABLED": "true",  # no credential look-up off loopback
+        }
+
+    def __enter__(self) -> MotoS3:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [_venv_bin("moto_server"), "-H", LOOPBACK, "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        try:
+            wait_http(f"{self.endpoint}/moto-api/", timeout_s=60, proc=self.proc, log=self.log)
+        except BaseException:
+            _stop(self.proc)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+    def reset(self) -> None:
+        """Drop every bucket and object (Moto's own reset endpoint)."""
+        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=10.0).raise_for_status()
+
+
+# ---------------------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_bin_dir() -> Path | None:
+    """Where Debian's `postgresql` package put initdb and pg_ctl (the newest major version), or PATH's."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("initdb")
+    return Path(on_path).resolve().parent if on_path else None
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster: initdb in a temp dir, pg_ctl start on a free loopback port.
+
+    Authentication is `trust` and the server listens on 127.0.0.1 only: a test database, never a
+    team's. `url("postgresql+asyncpg")` is what Prefect's PREFECT_API_DATABASE_CONNECTION_URL takes.
+    """
+
+    USER = "prefect"
+    DATABASE = "prefect"
+
+    def __init__(self) -> None:
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            raise RuntimeError(
+                "PostgreSQL is not installed: apt-get install -y postgresql (scripts/setup.sh does)"
+            )
+        self.bin = bin_dir
+        self.port = free_port()
+        self.root: Path | None = None
+        self._run_as: list[str] = []
+
+    @property
+    def data(self) -> Path:
+        assert self.root is not None
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        assert self.root is not None
+        return self.root / "postgres.log"
+
+    def url(self, driver: str = "postgresql+asyncpg") -> str:
+        return f"{driver}://{self.USER}@{LOOPBACK}:{self.port}/{self.DATABASE}"
+
+    def _cmd(self, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*self._run_as, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n{_tail(self.log)}"
+            )
+        return done
+
+    def __enter__(self) -> PostgresCluster:
+        # Not under pytest's tmp dir: its parents are private to root, and the server may run as postgres.
+        self.root = Path(tempfile.mkdtemp(prefix="prefect-lipsync-pg-"))
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self._run_as = ["runuser", "-u", "postgres", "--"]
+        try:
+            self._cmd(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.USER, "--auth=trust",
+                      "-E", "UTF8", "--no-sync", "--no-instructions")  # fmt: skip
+            options = f"-p {self.port} -c listen_addresses={LOOPBACK} -k {self.root} -c fsync=off -c max_connections=200"
+            self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
+                      "-w", "-t", "60", "start")  # fmt: skip
+            self._cmd(
+                str(self.bin / "createdb"),
+                "-h",
+                LOOPBACK,
+                "-p",
+                str(self.port),
+                "-U",
+                self.USER,
+                self.DATABASE,
+            )
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.root is None:
+            return
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(Exception):
+                self._cmd(
+                    str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop"
+                )
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = None
+
+
+# ---------------------------------------------------------------------------------------- Prefect
+
+
+class PrefectServer:
+    """`prefect server start` on a free loopback port, with its own PREFECT_HOME and database."""
+
+    def __init__(
+        self, home: Path, *, database_url: str | None = None, extra_env: Mapping[str, str] | None = None
+    ) -> None:
+        self.home = home
+        self.port = free_port()
+        self.api_url = f"http://{LOOPBACK}:{self.port}/api"
+        self.log = home / "server.log"
+        self.database_url = database_url
+        self.extra_env = dict(extra_env or {})
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def client_env(self) -> dict[str, str]:
+        """The environment a flow-running process needs to talk to this server."""
+        return {
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_HOME": str(self.home / "client"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
+
+    def server_env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            **self.extra_env,
+        }
+        env.pop("PREFECT_API_URL", None)
+        if self.database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
+        return env
+
+    def __enter__(self) -> PrefectServer:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [_venv_bin("prefect"), "server", "start", "--host", LOOPBACK, "--port", str(self.port)],
+                env=self.server_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        try:
+            wait_http(f"{self.api_url}/health", timeout_s=180, proc=self.proc, log=self.log)
+        except BaseException:
+            _stop(self.proc)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            _stop(self.proc, timeout_s=30)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def environ(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) environment variables for the block, restoring the old values after."""
+    old = {k: os.environ.get(k) for k in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# ---------------------------------------------------------------------------------------- media
+
+
+@dataclass(frozen=True)
+class TinyMedia:
+    video: Path  # 2 s, 160x90, 25 fps H.264 with an AAC tone
+    dub: Path  # 2 s of tone, WAV: a whole-track dub
+    line: Path  # 0.8 s of tone, WAV: one script line
+
+
+def make_tiny_media(root: Path) -> TinyMedia:
+    """Real media made by ffmpeg in well under a second."""
+    from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+
+    video, dub, line = root / "promo.mp4", root / "es.wav", root / "l1.wav"
+    run_ffmpeg(
+        ["-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=2",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=48000",
+         "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(video)]
+    )  # fmt: skip
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=2:sample_rate=44100", str(dub)])
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "sine=frequency=500:duration=0.8:sample_rate=44100", str(line)])
+    return TinyMedia(video, dub, line)

@@ -25,6 +25,8 @@ from prefect_lipsync.blocks.settings import LipsyncSettings
 from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.flows.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
 from prefect_lipsync.flows.options import QualityPolicy, RunOptions
+from prefect_lipsync.manifest import read_manifest
+from prefect_lipsync.manifest.output_names import output_stem
 from prefect_lipsync.pipeline import JobJournal, JobRunner, LanguageOutput, RunOutcome, run_jobs
 from prefect_lipsync.pipeline.delivery import record_rejection, release_held
 from prefect_lipsync.quality import QualityReport
@@ -363,13 +365,11 @@ async def localize_batch(
 
 
 def _output_name(manifest: Path) -> str | None:
-    """The folder a manifest's outputs go to (its name, else its video's stem), or None if unreadable."""
-    from prefect_lipsync.manifest import read_manifest
-
+    """The folder a manifest's outputs go to, or None if it cannot be read (its own run says why)."""
     loaded, _ = read_manifest(manifest)
     if loaded is None:
-        return None  # its own run reports why
-    return loaded.manifest.name or Path(loaded.resolve(loaded.manifest.video)).stem
+        return None
+    return output_stem(loaded.resolve(loaded.manifest.video), loaded.manifest.name)
 
 
 def _refuse_duplicate_names(manifests: list[Path], result: BatchResult) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from prefect_lipsync.manifest.errors import ManifestError
 from prefect_lipsync.manifest.loader import LoadedManifest, read_manifest
@@ -35,6 +36,7 @@ def load_and_plan(
     number_results: int = 1,
     hash_fn: HashFn | None = cached_file_sha256,
     audio_ops_dir: str | Path | None = None,
+    request_options: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Load a manifest, probe every file it names in one call, and plan it.
 
@@ -65,4 +67,5 @@ def load_and_plan(
         number_results=number_results,
         hash_fn=hash_fn,
         audio_ops_dir=audio_ops_dir,
+        request_options=request_options,
     )

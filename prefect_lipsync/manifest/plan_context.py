@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from prefect_lipsync.manifest.errors import ManifestProblem
 from prefect_lipsync.manifest.loader import LoadedManifest, PlanLine, is_url
@@ -97,7 +97,9 @@ class PlanContext:
         hash_fn: HashFn,
         ops_dir: Path,
         number_results: int = 1,
+        request_options: Mapping[str, Any] | None = None,
     ) -> None:
+        self.request_options = dict(request_options or {})
         self.loaded = loaded
         self.manifest: Manifest = loaded.manifest
         self.media = media

@@ -99,6 +99,7 @@ def _plan_language(ctx: PlanContext, job: JobDraft) -> PlannedJob | None:
     payload: dict[str, Any] = {"inputs": {"video": media_uri(ctx.video_ref)}, "settings": settings}
     if ctx.number_results != 1:
         payload["numberResults"] = ctx.number_results
+    payload.update(ctx.request_options)  # the run's delivery options: format, quality, ttl, safety, cost
     segment_lines: list[list[str]] = []
     slots: list[Slot] | None = None
     before = len(ctx.problems)
@@ -160,7 +161,9 @@ def _plan_language(ctx: PlanContext, job: JobDraft) -> PlannedJob | None:
         dropped_lines=job.dropped,
         audio_ops=job.ops,
         segment_lines=segment_lines,
-        output_name=output_name(ctx.video_ref, ctx.manifest.name, job.code),
+        output_name=output_name(
+            ctx.video_ref, ctx.manifest.name, job.code, suffix=f".{request.output_format.lower()}"
+        ),
         video_duration=ctx.video.duration,
         face_box=face_box_for(ctx.manifest, _job_speaker(ctx, job, slots)),
     )
@@ -175,6 +178,7 @@ def plan_manifest(
     number_results: int = 1,
     hash_fn: HashFn | None = None,
     audio_ops_dir: str | Path | None = None,
+    request_options: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Plan one sync-3 request per language of `loaded`; raise ManifestError with every problem.
 
@@ -182,6 +186,8 @@ def plan_manifest(
     the ones that failed to probe. `hash_fn(path)` gives a file's content hash for the audio ops'
     keys (load_and_plan passes a SHA-256 of the file; without it the key uses the path).
     `audio_ops_dir` is where the ops will be rendered (default: the cache dir's audio-ops).
+    `request_options` are wire fields every request gets (outputFormat, outputQuality, ttl, safety,
+    includeCost: a run's settings); the output names take the container's extension.
     """
     if not 1 <= number_results <= 20:
         raise ValueError("number_results must be 1-20")
@@ -192,6 +198,7 @@ def plan_manifest(
         hash_fn or name_hash,
         Path(audio_ops_dir) if audio_ops_dir is not None else default_audio_ops_dir(),
         number_results,
+        request_options,
     )
     jobs: list[PlannedJob] = []
     for code, spec in ctx.manifest.languages.items():

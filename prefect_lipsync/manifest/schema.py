@@ -22,6 +22,9 @@ MAX_TEMPO_LIMIT = 1.10
 # Names, ids, speakers and language codes end up in file names and one-line messages: letters,
 # digits, '_', '.', '-' only (no newline, no path separator), starting with a letter or digit.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Speakers are people's names ("Hélène", "Dr. Smith"): any letters, digits, spaces, '.', '-', '_' and
+# apostrophes, still no separator, control character or newline, as they may fill an audio template.
+_SPEAKER_RE = re.compile(r"[^\W_][\w .'-]*")
 MAX_NAME_CHARS = 100
 SAFE_NAME_FIX = "use letters, digits, '-', '_' and '.', starting with a letter or digit"
 
@@ -30,7 +33,8 @@ def safe_name_problem(value: str, what: str) -> str | None:
     """Why `value` cannot be a name, id, speaker or language code; None when it can."""
     if len(value) > MAX_NAME_CHARS:
         return f"{what} {value[:20]!r}... is longer than {MAX_NAME_CHARS} characters"
-    if not _NAME_RE.fullmatch(value) or ".." in value:
+    pattern = _SPEAKER_RE if "speaker" in what else _NAME_RE
+    if not pattern.fullmatch(value) or ".." in value:
         return f"{what} {value!r} cannot be used in a file name"
     return None
 

@@ -18,11 +18,11 @@ from prefect_lipsync.manifest import (
     load_and_plan,
     read_manifest,
 )
+from prefect_lipsync.manifest.output_names import output_stem
 from prefect_lipsync.manifest.pipeline import ProbeFn
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.info import MediaInfo
 from prefect_lipsync.pipeline.settings import RunSettings
-from prefect_lipsync.runware.models import Sync3Request
 
 
 class BudgetExceeded(ValueError):
@@ -76,18 +76,6 @@ def _only(loaded: LoadedManifest, languages: Sequence[str]) -> LoadedManifest:
     )
 
 
-def _with_settings(job: PlannedJob, settings: RunSettings) -> PlannedJob:
-    """The team's output and safety options on a planned request, validated like any request."""
-    request = Sync3Request.model_validate({**job.request.to_wire(), **settings.request_options()})
-    name = f"{Path(job.output_name).stem}.{settings.output_extension}"
-    return job.model_copy(update={"request": request, "output_name": name})
-
-
-def _run_name(job: PlannedJob, settings: RunSettings) -> str:
-    """The run's name as the planner put it in the output names (`<name>.<language>.<ext>`)."""
-    return job.output_name.removesuffix(f".{job.language}.{settings.output_extension}")
-
-
 def plan_run(
     manifest: str | Path,
     settings: RunSettings,
@@ -121,13 +109,8 @@ def plan_run(
         probe_fn=probe_and_keep,
         price_per_second=settings.price_per_second_usd,
         audio_ops_dir=audio_ops_dir,
+        request_options=settings.request_options(),
     )
-    boxes = [s.box for s in (loaded.manifest.speakers or {}).values() if s.box]
-    face_box = tuple(int(v) for v in boxes[0]) if len(boxes) == 1 else None
-    jobs = [_with_settings(job, settings) for job in plan.jobs]
-    if face_box is not None:
-        jobs = [job if job.face_box else job.model_copy(update={"face_box": face_box}) for job in jobs]
-    plan = plan.model_copy(update={"jobs": jobs})
     budget = settings.budget_usd_per_run
     if budget is not None and plan.estimated_cost_usd > budget:
         raise BudgetExceeded(
@@ -138,7 +121,7 @@ def plan_run(
     video = probed[video_ref]
     return RunPlan(
         manifest=str(manifest),
-        name=_run_name(plan.jobs[0], settings) if plan.jobs else Path(video_ref).stem,
+        name=output_stem(video_ref, loaded.manifest.name),
         video_ref=video_ref,
         video_fps=video.video.fps if video.video else None,
         video_duration=video.duration,

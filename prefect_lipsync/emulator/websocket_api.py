@@ -55,6 +55,9 @@ class Connection:
         self.key_ok = key_ok
         self.authenticated = False
         self._send_lock = asyncio.Lock()
+        # Tasks run in the order their messages came (a poll sent right after a submit sees the
+        # task), off the receive loop, so pings are answered while an upload is decoded.
+        self._order_lock = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()
         root = str(ws.base_url).rstrip("/").replace("ws://", "http://", 1).replace("wss://", "https://", 1)
         self.outputs_url, self.media_url = f"{root}/outputs", f"{root}/media"
@@ -84,8 +87,7 @@ class Connection:
     # ------------------------------------------------------------------ one message
 
     async def _on_message(self, raw: str | bytes) -> bool:
-        """Handle what must happen in order (parse, pings, authentication); False ends the connection.
-        The tasks themselves run concurrently: a slow upload does not hold up a poll."""
+        """Parse, answer pings, authenticate, then queue the tasks; False ends the connection."""
         self.emulator.stats.bump("ws_messages")
         try:
             if len(raw) > _PARSE_IN_THREAD_CHARS:
@@ -141,6 +143,10 @@ class Connection:
         return True
 
     async def _run_tasks(self, tasks: list[Any]) -> None:
+        async with self._order_lock:  # FIFO: messages are handled in the order they came
+            await self._answer_tasks(tasks)
+
+    async def _answer_tasks(self, tasks: list[Any]) -> None:
         emulator = self.emulator
         faults = emulator.faults
         if faults.drop():

@@ -148,7 +148,7 @@ def test_a_url_task_is_acknowledged_as_fast_as_a_poll_is_answered(emulator: Any,
     answers = [api.post([task]) for task in tasks]
     elapsed = time.monotonic() - start
     assert polls == [404] * 200 and [a.status_code for a in answers] == [200] * 200
-    assert elapsed < 2 * baseline + 0.5, f"200 submits took {elapsed:.2f} s, 200 polls {baseline:.2f} s"
+    assert elapsed < 3 * baseline + 1.0, f"200 submits took {elapsed:.2f} s, 200 polls {baseline:.2f} s"
     assert api.stats()["accepted"] == 200
 
 

@@ -99,19 +99,27 @@ class UrlFetcher:
             fd, tmp_name = tempfile.mkstemp(prefix=".fetch-", dir=self.root)
             tmp = Path(tmp_name)
             digest = hashlib.sha256()
+            # Each read within `timeout`, a connect within 5 s, and the whole within 4 x `timeout`:
+            # a server trickling bytes cannot hold a task in "processing" for ever.
+            timeout = httpx.Timeout(self._timeout, connect=min(5.0, self._timeout))
+            deadline = 4 * self._timeout
             try:
                 with os.fdopen(fd, "wb") as out:
-                    async with client.stream("GET", url, timeout=self._timeout) as response:
-                        if response.status_code != 200:
-                            raise MediaRefError(
-                                f"fetching {safe_url(url)} answered HTTP {response.status_code}"
-                            )
-                        async for chunk in response.aiter_bytes():
-                            digest.update(chunk)
-                            out.write(chunk)
+                    async with asyncio.timeout(deadline):
+                        async with client.stream("GET", url, timeout=timeout) as response:
+                            if response.status_code != 200:
+                                raise MediaRefError(
+                                    f"fetching {safe_url(url)} answered HTTP {response.status_code}"
+                                )
+                            async for chunk in response.aiter_bytes():
+                                digest.update(chunk)
+                                out.write(chunk)
             except httpx.HTTPError as exc:
                 tmp.unlink(missing_ok=True)
                 raise MediaRefError(f"could not fetch {safe_url(url)}: {type(exc).__name__}") from None
+            except TimeoutError:
+                tmp.unlink(missing_ok=True)
+                raise MediaRefError(f"fetching {safe_url(url)} took longer than {deadline:g} s") from None
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise

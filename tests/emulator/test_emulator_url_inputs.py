@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -52,7 +52,15 @@ def origin(card: Path, tone880: Path) -> Iterator[Origin]:
             with state.lock:
                 state.in_flight -= 1
 
-    app = Starlette(routes=[Route("/files/{name}", serve)])
+    async def trickle(request: Request) -> Response:
+        async def drip() -> Any:
+            for _ in range(100):  # a byte every 0.1 s: each read is quick, the whole is not
+                yield b"x"
+                await asyncio.sleep(0.1)
+
+        return StreamingResponse(drip())
+
+    app = Starlette(routes=[Route("/files/trickle", trickle), Route("/files/{name}", serve)])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
@@ -236,3 +244,13 @@ def test_inputs_already_held_are_still_checked_at_submit(emulator: Any, card: Pa
     answer = api.post([url_task(f"{api.url.root_url}/media/{uuid.uuid4()}.mp4")])
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["code"] == "invalidMediaReference"
+
+
+def test_a_trickling_input_url_fails_its_task_at_the_fetch_deadline(emulator: Any, origin: Origin) -> None:
+    api = emulator(latency=0, fetch_timeout=0.5)  # reads within 0.5 s, the whole within 2 s
+    task = url_task(f"{origin.url}/trickle")
+    start = time.monotonic()
+    assert api.post([task]).status_code == 200
+    [error] = wait_all(api, [task["taskUUID"]], timeout=20)[task["taskUUID"]]
+    assert error["code"] == "invalidMediaReference" and "longer than 2 s" in error["message"]
+    assert time.monotonic() - start < 6

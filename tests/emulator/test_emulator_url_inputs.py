@@ -142,6 +142,7 @@ def test_200_url_tasks_are_acknowledged_in_under_a_second_and_each_url_fetched_o
     assert stats["media_fetches"] == 201 and stats["accepted"] == 200 and stats["preparing"] == 0
 
 
+@pytest.mark.slow
 def test_a_url_task_is_acknowledged_as_fast_as_a_poll_is_answered(emulator: Any, origin: Origin) -> None:
     # 200 POSTs of one task each: what they cost is HTTP round trips (several ms each on a busy
     # machine), so the bound is "no slower than 200 polls", not a fixed second. Each URL takes

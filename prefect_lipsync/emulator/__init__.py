@@ -1,5 +1,8 @@
 """A local Runware-compatible server for sync-3: real HTTP, real ffmpeg output, no lip movement.
 
+REST (`POST http://127.0.0.1:PORT/v1`) and the WebSocket (`ws://127.0.0.1:PORT/v1`, the
+authentication task first) speak the same task JSON on one port.
+
 from prefect_lipsync.emulator import run_emulator
 
 with run_emulator(latency=0.5, seed=1) as base_url:   # "http://127.0.0.1:PORT/v1"

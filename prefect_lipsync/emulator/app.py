@@ -1,8 +1,9 @@
 """The emulator's HTTP face: a Starlette app speaking the Runware REST protocol.
 
-Routes: `POST /v1` (the API), `GET /outputs/{videoUUID}.{ext}` (results, rendered on first
-download), `GET /media/{name}` (uploads), `GET /_emulator/stats`, `POST /_emulator/reset`,
-`POST /_emulator/advance` (move the clock: finish jobs, expire outputs without waiting).
+Routes: `POST /v1` (the API), WebSocket `/v1` (the same API on one connection, `websocket_api`),
+`GET /outputs/{videoUUID}.{ext}` (results, rendered on first download), `GET /media/{name}`
+(uploads), `GET /_emulator/stats`, `POST /_emulator/reset`, `POST /_emulator/advance` (move the
+clock: finish jobs, expire outputs without waiting).
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from prefect_lipsync.emulator.body import Body, BodyError, parse_body, receive_body, spills_in
+from prefect_lipsync.emulator.body import Body, parse_body, receive_body, spills_in
 from prefect_lipsync.emulator.config import EmulatorConfig
 from prefect_lipsync.emulator.connections import drop_connection
 from prefect_lipsync.emulator.errors import error_item, status_for_errors
 from prefect_lipsync.emulator.faults import HttpFault
 from prefect_lipsync.emulator.render import CONTENT_TYPES
 from prefect_lipsync.emulator.service import Answer, Emulator
+from prefect_lipsync.emulator.strict_json import BodyError
+from prefect_lipsync.emulator.strict_json import loads as strict_loads
+from prefect_lipsync.emulator.websocket_api import bearer_key, websocket_endpoint_for
 from prefect_lipsync.media.errors import MediaError
 
 log = logging.getLogger("prefect_lipsync.emulator")
@@ -56,11 +60,7 @@ def _fault_response(fault: HttpFault) -> Response:
 
 
 def _key_of(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() == "bearer" and key.strip():
-        return key.strip()
-    return None
+    return bearer_key(request.headers.get("authorization", ""))
 
 
 def create_app(config: EmulatorConfig, storage: Path) -> Starlette:
@@ -199,8 +199,8 @@ def create_app(config: EmulatorConfig, storage: Path) -> Starlette:
 
     async def advance(request: Request) -> Response:
         try:
-            seconds = float((await request.json()).get("seconds", 0))
-        except (ValueError, AttributeError):
+            seconds = float(strict_loads(await request.body()).get("seconds", 0))
+        except (ValueError, TypeError, AttributeError):
             return _errors(400, error_item("invalidRequestBody", 'send {"seconds": N}'))
         emulator.clock.advance(seconds)
         return JSONResponse({"advanced": seconds})
@@ -216,6 +216,7 @@ def create_app(config: EmulatorConfig, storage: Path) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1", api, methods=["POST"]),
+            WebSocketRoute("/v1", websocket_endpoint_for(emulator, key_ok)),
             Route("/outputs/{name}", output, methods=["GET", "HEAD"]),
             Route("/media/{name}", media, methods=["GET", "HEAD"]),
             Route("/_emulator/stats", stats, methods=["GET"]),

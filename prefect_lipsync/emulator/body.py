@@ -1,16 +1,16 @@
 """Reading a POST body without holding a big upload in memory several times.
 
-A small body is parsed with `json.loads`. A big one (a mediaStorage upload of a video as base64)
-is streamed to a file first, then parsed incrementally: any string longer than `spill_chars` is
-written to its own file and stands in the tree as a `SpilledString`, so a 300 MB upload costs a
-few MB of memory, not three copies of it.
+A small body is parsed with `strict_json.loads`. A big one (a mediaStorage upload of a video as
+base64) is streamed to a file first, then parsed incrementally: any string longer than
+`spill_chars` is written to its own file and stands in the tree as a `SpilledString`, so a 300 MB
+upload costs a few MB of memory, not three copies of it. Both keep the same limits (depth,
+numbers, surrogates).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import re
 import tempfile
@@ -19,14 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from prefect_lipsync.emulator.strict_json import MAX_DEPTH, BodyError, check_number, check_string, loads
+
 MEMORY_LIMIT_BYTES = 8 * 1024 * 1024
 SPILL_CHARS = 64 * 1024
 _CHUNK = 1024 * 1024
 _DATA_URI = re.compile(rb"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,")
-
-
-class BodyError(ValueError):
-    """The body is not the JSON the service expects."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +91,7 @@ async def receive_body(
 def parse_body(body: Body, spill_dir: Path, spill_chars: int = SPILL_CHARS) -> Any:
     """The JSON value of a body; long strings of a file body come back as `SpilledString`."""
     if body.data is not None:
-        try:
-            return json.loads(body.data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BodyError(f"the body is not valid JSON: {exc}") from None
+        return loads(body.data)
     assert body.path is not None
     with body.path.open("rb") as fh:
         parser = _StreamParser(fh, spill_dir, spill_chars)
@@ -146,6 +141,7 @@ class _StreamParser:
         self._spill_dir = spill_dir
         self._spill_chars = spill_chars
         self._spills: list[Path] = []
+        self._depth = 0
 
     def remove_spills(self) -> None:
         for path in self._spills:
@@ -186,10 +182,14 @@ class _StreamParser:
     # -- values
     def value(self) -> Any:
         char = self.peek()
-        if char == b"{":
-            return self._object()
-        if char == b"[":
-            return self._array()
+        if char in (b"{", b"["):
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise BodyError(f"the body is not valid JSON: nested deeper than {MAX_DEPTH} levels")
+            try:
+                return self._object() if char == b"{" else self._array()
+            finally:
+                self._depth -= 1
         if char == b'"':
             self._pos += 1
             return self._string()
@@ -218,11 +218,9 @@ class _StreamParser:
                 break
             out.append(char)
             self._pos += 1
-        text = out.decode("ascii")
-        try:
-            return float(text) if any(c in text for c in ".eE") else int(text)
-        except ValueError:
-            raise BodyError(f"the body is not valid JSON: bad number {text!r}") from None
+            if len(out) > 1024:  # check_number refuses it anyway; do not read a 1 GB number
+                break
+        return check_number(out.decode("ascii"))
 
     def _object(self) -> dict[str, Any]:
         self._expect(b"{")
@@ -296,7 +294,7 @@ class _StreamParser:
         if sink_path is not None:
             return SpilledString(sink_path, written)
         try:
-            return b"".join(parts).decode("utf-8", "surrogatepass")
+            return check_string(b"".join(parts).decode("utf-8", "surrogatepass"))
         except UnicodeDecodeError:
             raise BodyError("the body is not valid JSON: a string is not UTF-8") from None
 

@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
         "emulator",
         help="Serve a local Runware-compatible API (dub preview: real video, lips are not moved).",
         description=(
-            "Serve a local emulator of the Runware REST API for sync-3. Outputs are real videos with the"
+            "Serve a local emulator of the Runware API for sync-3 (REST and WebSocket, on one port). Outputs are real videos with the"
             " audio laid out as requested; the picture is unchanged (no lip movement)."
         ),
     )
@@ -163,6 +163,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         with run_emulator(host=args.host, port=args.port, log_level="info", **options) as base_url:
             print(f"Runware emulator listening on {base_url}", flush=True)
+            print(f"WebSocket: {base_url.replace('http://', 'ws://', 1)}", flush=True)
             print(
                 "Outputs are dub previews: the audio is laid out as requested, lips are not moved.",
                 flush=True,

@@ -58,6 +58,12 @@ class EmulatorConfig:
     webhook_retries: int = 5
     fetch_timeout: float = 30.0
     """Timeout (seconds) for fetching a media URL and for webhook / uploadEndpoint calls."""
+    max_parallel_fetches: int = 8
+    """Media URLs fetched at once, in the background, after the task was acknowledged."""
+    fetch_memory_s: float = 600.0
+    """Seconds a fetched URL's file, or its failure, is reused before the URL is fetched again."""
+    ws_max_message_bytes: int = 512 * 1024 * 1024
+    """Largest WebSocket message accepted (a mediaStorage upload of a video is one message)."""
     render_timeout: float = 300.0
     max_parallel_renders: int = 2
 
@@ -78,6 +84,8 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.latency < 0:
             raise ValueError(f"latency must not be negative, got {self.latency}")
+        if self.max_parallel_fetches < 1:
+            raise ValueError(f"max_parallel_fetches must be at least 1, got {self.max_parallel_fetches}")
         if self.ttl < 1:
             raise ValueError(f"ttl must be at least 1 second, got {self.ttl}")
         if self.api_key is not None and not self.api_key:

@@ -1,4 +1,4 @@
-"""Dropping a connection without an answer, as a flaky network or a crashed gateway would.
+"""Dropping a connection without an answer, as a flaky network or a crashed gateway would (HTTP or WebSocket).
 
 ASGI gives an app no way to close its socket: a uvicorn protocol subclass records each
 connection's transport by (server address, client address), which the scope also carries.
@@ -42,3 +42,17 @@ async def drop_connection(scope: dict[str, Any], send: Any) -> None:
         return
     # Not served by our protocol: start an answer and never finish it, uvicorn then closes.
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+
+
+def abort_connection(scope: dict[str, Any]) -> bool:
+    """Reset the connection a scope (HTTP or an upgraded WebSocket) runs on; False if unknown."""
+    transport = _TRANSPORTS.pop(_key(scope.get("server"), scope.get("client")), None)
+    if transport is None:
+        return False
+    transport.abort()
+    return True
+
+
+def forget_connection(scope: dict[str, Any]) -> None:
+    """Drop the record of an upgraded (WebSocket) connection: its H11 protocol is never told it closed."""
+    _TRANSPORTS.pop(_key(scope.get("server"), scope.get("client")), None)

@@ -69,41 +69,69 @@ class Failure:
     code: str
     message: str
     shape: FailureShape
+    parameter: str | None = None
 
 
 @dataclass
 class Job:
-    """An accepted videoInference task: finished once the clock passes `finish_at`."""
+    """An accepted videoInference task: finished once its inputs are in (`preparing` is over) and
+    the clock passes `finish_at`."""
 
     task_uuid: str
     request: Sync3Request
     accepted_at: float
     finish_at: float
-    video: Path
-    source: SourceInfo
-    audio: Path | None
-    segment_audio: list[Path]
     results: list[Result]
     failure: Failure | None
-    cost_per_result: float
     ttl: int
     outputs_url: str
+    preparing: bool = False  # URL inputs still being fetched (the task was acknowledged already)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # set when preparing is over
+    video: Path | None = None
+    source: SourceInfo | None = None
+    audio: Path | None = None
+    segment_audio: list[Path] = field(default_factory=list)
+    cost_per_result: float = 0.0
     output: Path | None = None  # set once rendered (all results of a job share one rendering)
     render_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     expired: bool = False
     statusless: bool = False  # finished items leave out `status`, as the service may
+
+    def __post_init__(self) -> None:
+        if not self.preparing:
+            self.settled.set()
+
+    def set_inputs(self, resolved: dict[str, Path], source: SourceInfo, cost_per_result: float) -> None:
+        """The job's media by JSON path (inputs.video, inputs.audio, settings.segments[i].audio)."""
+        self.video = resolved["inputs.video"]
+        self.source = source
+        self.audio = resolved.get("inputs.audio")
+        segments = sorted(
+            (int(path.split("[", 1)[1].split("]", 1)[0]), file)
+            for path, file in resolved.items()
+            if path.startswith("settings.segments[")
+        )
+        self.segment_audio = [file for _, file in segments]
+        self.cost_per_result = cost_per_result
+
+    def fail(self, now: float, code: str, message: str, parameter: str | None) -> None:
+        """Preparing failed: the task is finished, in error (reported in `errors[]`)."""
+        self.failure = Failure(code, message, "errors", parameter)
+        self.finish_at = now
 
     @property
     def ext(self) -> str:
         return EXTENSIONS[self.request.output_format]
 
     def is_done(self, now: float) -> bool:
-        return now >= self.finish_at
+        return not self.preparing and now >= self.finish_at
 
     def expires_at(self) -> float:
         return self.finish_at + self.ttl
 
     def progress(self, now: float) -> int:
+        if self.preparing:
+            return 0
         span = self.finish_at - self.accepted_at
         if span <= 0:
             return 99
@@ -142,6 +170,7 @@ class Job:
         return error_item(
             self.failure.code,
             self.failure.message,
+            parameter=self.failure.parameter,
             task_type=TASK_TYPE,
             task_uuid=self.task_uuid,
             status="error",

@@ -105,6 +105,8 @@ def run_emulator(
         uvicorn.Config(
             app,
             http=DroppableH11Protocol,
+            ws="websockets-sansio",
+            ws_max_size=config.ws_max_message_bytes,
             lifespan="on",
             log_level=log_level,
             access_log=False,

@@ -18,7 +18,8 @@ import httpx
 from prefect_lipsync.emulator.body import MediaDecodeError, SpilledString
 from prefect_lipsync.emulator.config import EmulatorConfig
 from prefect_lipsync.emulator.errors import code_for_problem, error_item
-from prefect_lipsync.emulator.faults import Faults
+from prefect_lipsync.emulator.faults import FailureShape, Faults
+from prefect_lipsync.emulator.fetches import UrlFetcher
 from prefect_lipsync.emulator.jobs import TASK_TYPE, Clock, Failure, Job, Result, Stats
 from prefect_lipsync.emulator.render import SourceInfo, probe_source, render
 from prefect_lipsync.emulator.store import MediaRefError, MediaStore
@@ -37,7 +38,8 @@ class Answer:
 
     data: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
-    accepted: int = 0
+    accepted: list[str] = field(default_factory=list)
+    """taskUUIDs of the videoInference tasks accepted (their ACK item may be left out, as a quirk)."""
 
 
 class Emulator:
@@ -50,8 +52,15 @@ class Emulator:
         self.outputs_dir = storage / "outputs"
         for folder in (self.tmp_dir, self.outputs_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.media = MediaStore(storage / "media", config.fetch_timeout)
         self.clock = Clock()
+        self.media = MediaStore(storage / "media")
+        self.fetcher = UrlFetcher(
+            storage / "fetched",
+            timeout=config.fetch_timeout,
+            max_parallel=config.max_parallel_fetches,
+            remember_s=config.fetch_memory_s,
+            now=self.clock.now,
+        )
         self.faults = Faults(config)
         self.stats = Stats()
         self.jobs: dict[str, Job] = {}
@@ -60,11 +69,19 @@ class Emulator:
         self.spent_usd = 0.0
         self._probe_cache: dict[Path, SourceInfo] = {}
         self._render_slots = asyncio.Semaphore(max(1, config.max_parallel_renders))
+        self._probe_slots = asyncio.Semaphore(2)
+        self.sessions: set[str] = set()
+        """connectionSessionUUIDs handed out to WebSocket clients (a reconnect may present one)."""
         self._background: set[asyncio.Task[None]] = set()
         self.http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self.http = httpx.AsyncClient(timeout=self.config.fetch_timeout, follow_redirects=True)
+        self.http = httpx.AsyncClient(
+            timeout=self.config.fetch_timeout,
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=max(10, self.config.max_parallel_fetches + 4)),
+        )
+        self.fetcher.attach(self.http)
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -72,6 +89,7 @@ class Emulator:
         for task in list(self._background):
             with contextlib.suppress(BaseException):
                 await task
+        await self.fetcher.aclose()
         if self.http is not None:
             await self.http.aclose()
 
@@ -83,6 +101,8 @@ class Emulator:
         self.results.clear()
         self._claimed.clear()
         self.media.clear()
+        self.fetcher.clear()
+        self.sessions.clear()
         shutil.rmtree(self.outputs_dir, ignore_errors=True)
         self.outputs_dir.mkdir(parents=True, exist_ok=True)
         self.stats = Stats()
@@ -109,11 +129,15 @@ class Emulator:
             "uploads": counts["uploads"],
             "upload_bytes": counts["upload_bytes"],
             "media_deleted": counts["media_deleted"],
-            "media_fetches": self.media.fetch_count,
+            "media_fetches": self.fetcher.fetch_count,
+            "media_fetch_failures": self.fetcher.failure_count,
+            "preparing": sum(1 for job in self.jobs.values() if job.preparing),
             "renders": counts["renders"],
             "downloads": counts["downloads"],
             "download_bytes": counts["download_bytes"],
             "expired_downloads": counts["expired_downloads"],
+            "ws_connections": counts["ws_connections"],
+            "ws_messages": counts["ws_messages"],
             "webhooks_sent": counts["webhooks_sent"],
             "webhook_failures": counts["webhook_failures"],
             "upload_endpoint_puts": counts["upload_endpoint_puts"],
@@ -144,13 +168,15 @@ class Emulator:
             task_uuid = task.get("taskUUID")
             task_uuid = task_uuid if isinstance(task_uuid, str) else None
             if task_type == TASK_TYPE:
-                await self._video_inference(task, task_uuid, outputs_url, answer)
+                await self._video_inference(task, task_uuid, outputs_url, media_url, answer)
             elif task_type == "getResponse":
                 self._get_response(task_uuid, outputs_url, answer)
             elif task_type == "mediaStorage":
                 await self._media_storage(task, task_uuid, media_url, answer)
             elif task_type == "authentication":
-                answer.data.append({"taskType": "authentication", "connectionSessionUUID": str(uuid.uuid4())})
+                answer.data.append(
+                    {"taskType": "authentication", "connectionSessionUUID": self.session_for(task)}
+                )
             else:
                 answer.errors.append(
                     error_item(
@@ -164,10 +190,19 @@ class Emulator:
                 )
         return answer
 
+    def session_for(self, auth_task: dict[str, Any]) -> str:
+        """The connectionSessionUUID for an authentication task: the one it presents, when known."""
+        presented = auth_task.get("connectionSessionUUID")
+        if isinstance(presented, str) and presented in self.sessions:
+            return presented
+        session = str(uuid.uuid4())
+        self.sessions.add(session)
+        return session
+
     # -- videoInference
 
     async def _video_inference(
-        self, task: dict[str, Any], task_uuid: str | None, outputs_url: str, answer: Answer
+        self, task: dict[str, Any], task_uuid: str | None, outputs_url: str, media_url: str, answer: Answer
     ) -> None:
         def reject(code: str, message: str, parameter: str | list[str] | None) -> None:
             self.stats.bump("rejected")
@@ -210,10 +245,10 @@ class Emulator:
                     )
                 )
             return
-        local = [(path, ref) for path, ref in _ref_paths(request) if is_local_ref(ref)]
-        if local:
+        files = [(path, ref) for path, ref in _ref_paths(request) if is_local_ref(ref)]
+        if files:
             self.stats.bump("rejected")
-            for path, ref in local:
+            for path, ref in files:
                 answer.errors.append(
                     error_item(
                         "invalidParameter",
@@ -225,29 +260,19 @@ class Emulator:
                     )
                 )
             return
-        # Claim the UUID before the awaits below, so a concurrent duplicate conflicts.
-        self._claimed.add(task_uuid)
-        try:
-            await self._accept(request, task_uuid, outputs_url, answer, reject)
-        finally:
-            self._claimed.discard(task_uuid)
-
-    async def _accept(
-        self,
-        request: Sync3Request,
-        task_uuid: str,
-        outputs_url: str,
-        answer: Answer,
-        reject: Callable[[str, str, str | list[str] | None], None],
-    ) -> None:
-        assert self.http is not None
-        resolved: dict[str, Path] = {}
+        local: dict[str, Path] = {}
+        remote: list[tuple[str, str]] = []
         broken: list[tuple[str, str]] = []
         for path, ref in _ref_paths(request):
             try:
-                resolved[path] = await self.media.resolve(ref, self.http)
+                found = self.media.lookup(ref, media_url)
             except MediaRefError as exc:
                 broken.append((path, str(exc)))
+                continue
+            if found is None:
+                remote.append((path, ref))
+            else:
+                local[path] = found
         if broken:
             self.stats.bump("rejected")
             for path, message in broken:
@@ -261,15 +286,35 @@ class Emulator:
                     )
                 )
             return
-        video = resolved["inputs.video"]
+        # Claim the UUID before the awaits below, so a concurrent duplicate conflicts.
+        self._claimed.add(task_uuid)
         try:
-            source = await self._probe(video)
+            if remote:
+                self._accept_fetching(request, task_uuid, outputs_url, local, remote, answer, reject)
+            else:
+                await self._accept_local(request, task_uuid, outputs_url, local, answer, reject)
+        finally:
+            self._claimed.discard(task_uuid)
+
+    async def _accept_local(
+        self,
+        request: Sync3Request,
+        task_uuid: str,
+        outputs_url: str,
+        resolved: dict[str, Path],
+        answer: Answer,
+        reject: Callable[[str, str, str | list[str] | None], None],
+    ) -> None:
+        """Every input is already here: probe it now, so a bad video or a cost past the credits
+        is refused in the answer to the submit."""
+        try:
+            source = await self._probe(resolved["inputs.video"])
         except MediaError as exc:
             reject("invalidParameter", f"inputs.video is not a readable video: {exc.message}", "inputs.video")
             return
         cost = round(self.config.price_per_second * source.duration, 6)
-        failure_shape = self.faults.task_error()
-        total = 0.0 if failure_shape else cost * request.number_results
+        transient = self.faults.task_error()
+        total = 0.0 if transient else cost * request.number_results
         credits = self.config.credits_usd
         if credits is not None and self.spent_usd + total > credits + 1e-9:
             reject(
@@ -279,6 +324,44 @@ class Emulator:
                 None,
             )
             return
+        job = self._new_job(request, task_uuid, outputs_url, transient, preparing=False)
+        job.set_inputs(resolved, source, cost)
+        self.spent_usd += total
+        self._register(job, answer)
+
+    def _accept_fetching(
+        self,
+        request: Sync3Request,
+        task_uuid: str,
+        outputs_url: str,
+        local: dict[str, Path],
+        remote: list[tuple[str, str]],
+        answer: Answer,
+        reject: Callable[[str, str, str | list[str] | None], None],
+    ) -> None:
+        """Some inputs are URLs: acknowledge at once and fetch them in the background; what goes
+        wrong there (an unreachable URL, a file that is no video) fails the task in getResponse."""
+        credits = self.config.credits_usd
+        if credits is not None and self.spent_usd >= credits - 1e-9:
+            reject(
+                "insufficientCredits",
+                f"the account has ${credits - self.spent_usd:.2f} left; add credits",
+                None,
+            )
+            return
+        job = self._new_job(request, task_uuid, outputs_url, self.faults.task_error(), preparing=True)
+        self._register(job, answer)
+        self._spawn(self._prepare(job, local, remote))
+
+    def _new_job(
+        self,
+        request: Sync3Request,
+        task_uuid: str,
+        outputs_url: str,
+        transient: FailureShape | None,
+        *,
+        preparing: bool,
+    ) -> Job:
         now = self.clock.now()
         results = [
             Result(
@@ -294,29 +377,75 @@ class Emulator:
             request=request,
             accepted_at=now,
             finish_at=now + self.config.latency,
-            video=video,
-            source=source,
-            audio=resolved.get("inputs.audio"),
-            segment_audio=[resolved[p] for p, _ in _ref_paths(request) if p.startswith("settings.segments")],
             results=results,
-            failure=Failure(TRANSIENT_CODE, TRANSIENT_MESSAGE, failure_shape) if failure_shape else None,
-            cost_per_result=cost,
+            failure=Failure(TRANSIENT_CODE, TRANSIENT_MESSAGE, transient) if transient else None,
             ttl=request.ttl or self.config.ttl,
             outputs_url=outputs_url,
             statusless=self.faults.statusless_success(),
+            preparing=preparing,
         )
-        self.jobs[task_uuid] = job
-        for result in results:
-            self.results[result.video_uuid] = (job, result)
-        self.spent_usd += total
-        self.stats.bump("accepted")
-        answer.accepted += 1
-        if failure_shape:
+        if transient:
             self.stats.bump("fault_task_errors")
+        return job
+
+    def _register(self, job: Job, answer: Answer) -> None:
+        self.jobs[job.task_uuid] = job
+        for result in job.results:
+            self.results[result.video_uuid] = (job, result)
+        self.stats.bump("accepted")
+        answer.accepted.append(job.task_uuid)
         if not self.faults.empty_ack():
-            answer.data.append({"taskType": TASK_TYPE, "taskUUID": task_uuid})
-        if request.webhook_url or request.upload_endpoint:
+            answer.data.append({"taskType": TASK_TYPE, "taskUUID": job.task_uuid})
+        if job.request.webhook_url or job.request.upload_endpoint:
             self._spawn(self._deliver(job))
+
+    async def _prepare(self, job: Job, local: dict[str, Path], remote: list[tuple[str, str]]) -> None:
+        """Fetch a job's URL inputs (concurrently, through the shared fetcher), probe, charge."""
+        try:
+            outcomes = await asyncio.gather(
+                *(self.fetcher.fetch(ref) for _, ref in remote), return_exceptions=True
+            )
+            resolved = dict(local)
+            problems: list[tuple[str, str]] = []
+            for (path, _), outcome in zip(remote, outcomes, strict=True):
+                if isinstance(outcome, Path):
+                    resolved[path] = outcome
+                elif isinstance(outcome, MediaRefError):
+                    problems.append((path, str(outcome)))
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+            if problems:
+                message = "; ".join(f"{path}: {text}" for path, text in problems)
+                job.fail(self.clock.now(), "invalidMediaReference", message, problems[0][0])
+                return
+            try:
+                source = await self._probe(resolved["inputs.video"])
+            except MediaError as exc:
+                job.fail(
+                    self.clock.now(),
+                    "invalidParameter",
+                    f"inputs.video is not a readable video: {exc.message}",
+                    "inputs.video",
+                )
+                return
+            cost = round(self.config.price_per_second * source.duration, 6)
+            total = 0.0 if job.failure else cost * job.request.number_results
+            credits = self.config.credits_usd
+            if credits is not None and self.spent_usd + total > credits + 1e-9:
+                job.fail(
+                    self.clock.now(),
+                    "insufficientCredits",
+                    f"this task costs about ${total:.2f} and the account has"
+                    f" ${credits - self.spent_usd:.2f} left; add credits",
+                    None,
+                )
+                return
+            job.set_inputs(resolved, source, cost)
+            self.spent_usd += total
+            job.finish_at = max(job.finish_at, self.clock.now())
+        finally:
+            job.preparing = False
+            job.settled.set()
 
     def _nsfw(self, request: Sync3Request, task_uuid: str) -> bool:
         hit = self.faults.nsfw()  # drawn every time, to keep the stream reproducible
@@ -328,7 +457,11 @@ class Emulator:
     async def _probe(self, video: Path) -> SourceInfo:
         cached = self._probe_cache.get(video)
         if cached is None:
-            cached = await anyio.to_thread.run_sync(probe_source, video)
+            async with self._probe_slots:
+                # Another task may have probed the same file while this one waited for a slot.
+                cached = self._probe_cache.get(video)
+                if cached is None:
+                    cached = await anyio.to_thread.run_sync(probe_source, video)
             self._probe_cache[video] = cached
         return cached
 
@@ -386,10 +519,9 @@ class Emulator:
         if not isinstance(media, str | SpilledString) or (isinstance(media, str) and not media):
             fail("missingParameter", "media is required: raw base64, a data URI, or an http(s) URL", "media")
             return
-        assert self.http is not None
         try:
             if isinstance(media, str) and media.startswith(("http://", "https://")):
-                stored = await self.media.save_url(media, self.http)
+                stored = self.media.save_file(await self.fetcher.fetch(media))
             else:
                 stored = await anyio.to_thread.run_sync(self.media.save_base64, media)
         except (MediaDecodeError, MediaRefError) as exc:
@@ -433,12 +565,14 @@ class Emulator:
             if job.output is not None and job.output.exists():
                 return job.output
             target = self.outputs_dir / f"{job.task_uuid}.{job.ext}"
+            video, source = job.video, job.source
+            assert video is not None and source is not None, "only a finished job is rendered"
             async with self._render_slots:
                 await anyio.to_thread.run_sync(
                     lambda: render(
                         job.request,
-                        video=job.video,
-                        source=job.source,
+                        video=video,
+                        source=source,
                         audio=job.audio,
                         segment_audio=job.segment_audio,
                         output=target,
@@ -457,6 +591,7 @@ class Emulator:
         task.add_done_callback(self._background.discard)
 
     async def _deliver(self, job: Job) -> None:
+        await job.settled.wait()
         await self.clock.sleep_until(job.finish_at)
         request = job.request
         outputs_url = job.outputs_url

@@ -1,17 +1,13 @@
-"""Media the emulator holds: uploads (mediaStorage) and files fetched from URLs, by UUID and URL."""
+"""Media the emulator holds: uploads (mediaStorage, by mediaUUID and by the name they are served at)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import httpx
 
 from prefect_lipsync.emulator.body import SpilledString, decode_base64_to_file
 
@@ -62,25 +58,17 @@ def sniff_extension(head: bytes) -> str:
 
 
 class MediaStore:
-    """Uploaded and fetched media under `root`; lookups by mediaUUID and by the URL it was served at."""
+    """Uploaded media under `root`, by mediaUUID and by the /media/ name it is served at."""
 
-    def __init__(self, root: Path, fetch_timeout: float) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._by_uuid: dict[str, StoredMedia] = {}
-        self._by_url: dict[str, Path] = {}
-        self._fetch_locks: dict[str, asyncio.Lock] = {}
-        self._fetch_timeout = fetch_timeout
-        self.fetch_count = 0
 
     def clear(self) -> None:
         for media in self._by_uuid.values():
             media.path.unlink(missing_ok=True)
-        for path in self._by_url.values():
-            path.unlink(missing_ok=True)
         self._by_uuid.clear()
-        self._by_url.clear()
-        self.fetch_count = 0
 
     def save_base64(self, value: str | SpilledString) -> StoredMedia:
         """Decode an upload to disk (called in a worker thread: it may be hundreds of MB)."""
@@ -93,8 +81,8 @@ class MediaStore:
         os.replace(tmp_dest, final)
         return self._remember(media_uuid, final, size)
 
-    async def save_url(self, url: str, client: httpx.AsyncClient) -> StoredMedia:
-        fetched = await self.fetch(url, client)
+    def save_file(self, fetched: Path) -> StoredMedia:
+        """Store a fetched file as an upload of its own (a link, not a copy, where possible)."""
         media_uuid = str(uuid.uuid4())
         path = self.root / f"{media_uuid}{fetched.suffix}"
         try:
@@ -123,8 +111,12 @@ class MediaStore:
         media.path.unlink(missing_ok=True)
         return True
 
-    async def resolve(self, ref: str, client: httpx.AsyncClient) -> Path:
-        """The local file of a mediaUUID, of a /media/ URL this emulator served, or of any http(s) URL."""
+    def lookup(self, ref: str, own_media_url: str) -> Path | None:
+        """The file of a mediaUUID or of a /media/ URL held here; None for a URL to fetch.
+
+        MediaRefError for what can be refused at once: neither a known mediaUUID nor an http(s)
+        URL, or a URL under this emulator's own /media/ that names nothing.
+        """
         media = self.get(ref)
         if media is not None:
             return media.path
@@ -137,40 +129,6 @@ class MediaStore:
             served = self.by_name(parts.path.rsplit("/", 1)[-1])
             if served is not None:
                 return served.path
-        return await self.fetch(ref, client)
-
-    async def fetch(self, url: str, client: httpx.AsyncClient) -> Path:
-        """Download `url` once (cached by URL), streamed to a file."""
-        lock = self._fetch_locks.setdefault(url, asyncio.Lock())
-        async with lock:
-            cached = self._by_url.get(url)
-            if cached is not None and cached.exists():
-                return cached
-            fd, tmp_name = tempfile.mkstemp(prefix=".fetch-", dir=self.root)
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    async with client.stream("GET", url, timeout=self._fetch_timeout) as response:
-                        if response.status_code != 200:
-                            raise MediaRefError(f"fetching {_safe(url)} answered HTTP {response.status_code}")
-                        async for chunk in response.aiter_bytes():
-                            out.write(chunk)
-                with tmp.open("rb") as fh:
-                    ext = sniff_extension(fh.read(16))
-                final = self.root / f"fetched-{uuid.uuid4()}{ext}"
-                os.replace(tmp, final)
-            except httpx.HTTPError as exc:
-                tmp.unlink(missing_ok=True)
-                raise MediaRefError(f"could not fetch {_safe(url)}: {type(exc).__name__}") from None
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            self._by_url[url] = final
-            self.fetch_count += 1
-            return final
-
-
-def _safe(url: str) -> str:
-    """A URL without its query (presigned URLs carry credentials there)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+            if ref.startswith(own_media_url.rstrip("/") + "/"):
+                raise MediaRefError(f"no media at {ref[:120]} (never uploaded, or deleted)")
+        return None

@@ -497,9 +497,13 @@ def test_http_media_urls_in_a_request_are_fetched_once(emulator: Any, card: Path
     origin = emulator()
     video_url, audio_url = origin.upload(card)["mediaURL"], origin.upload(tone880)["mediaURL"]
     api = emulator(latency=0)
+    task_uuids = []
     for mode in ("silence", "remap"):
         answer = api.submit(inputs={"video": video_url, "audio": audio_url}, settings={"syncMode": mode})
         assert answer.status_code == 200, answer.text
+        task_uuids.append(answer.json()["data"][0]["taskUUID"])
+    for task_uuid in task_uuids:  # the inputs are fetched after the acknowledgment
+        assert [item["status"] for item in api.wait(task_uuid)] == ["success"]
     assert api.stats()["media_fetches"] == 2
 
 

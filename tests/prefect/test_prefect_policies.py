@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,18 @@ async def test_ask_policy_pauses_with_the_findings_until_a_person_decides(
     await _resume_when_paused(decision)
     state = await asyncio.wait_for(run, timeout=180)
     assert state.is_completed() is completes, state.message
+    delivery = tmp_path / "out" / "policy-ask" / "policy-ask.es.mp4"
+    held = tmp_path / "out" / "policy-ask" / "quarantine" / "policy-ask.es.mp4"
+    if completes:  # approved: what was held back is delivered, and its report says who approved and why
+        (output,) = (await state.result()).outputs
+        assert output.output == str(delivery) and delivery.exists() and not held.exists()
+        review = json.loads(Path(output.report).read_text())["review"]
+        assert review["approved"] is True and review["reviewer"] == "qa@example.com"
+        assert review["comment"] == "fine for a preview"
+    else:  # rejected or no answer: it stays out of delivery, in quarantine with its report
+        assert not delivery.exists() and held.exists()
+        review = json.loads(Path(str(held) + ".report.json").read_text())["review"]
+        assert review["approved"] is False
     if decision and not completes:
         assert "mouth drifts" in str(state.message)
     if decision is None:  # the server may fail the timed-out pause first; the run's log says why

@@ -106,6 +106,9 @@ def run_emulator(
             app,
             http=DroppableH11Protocol,
             lifespan="on",
+            # No dictConfig of uvicorn's own: it closes every handler of the host process, and in a
+            # flow that stops Prefect's API log and events workers mid-run (lost events, ERROR lines).
+            log_config=None,
             log_level=log_level,
             access_log=False,
             timeout_graceful_shutdown=2,

@@ -1,6 +1,7 @@
 """`prefect-lipsync run MANIFEST --out DIR`: runs the `localize_video` flow.
 
-Prefect is imported only when the command runs, so the other commands stay fast.
+The manifest is planned with the core planner first, before Prefect is imported: a bad manifest is
+reported once, as `plan` reports it, in about a second, and no Prefect server is started for it.
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def run_manifest(
     if not manifest.exists():
         print(f"prefect-lipsync run: {manifest}: no such manifest", file=sys.stderr)
         return 2
-    from prefect_lipsync.flows.endpoint import load_credentials
+    problem = _plan_problem(manifest, languages)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from prefect_lipsync.flows.localize import localize_video
 
     state = asyncio.run(
@@ -73,7 +77,7 @@ def run_manifest(
             manifest=str(manifest),
             out_dir=str(out),
             languages=languages,
-            credentials=load_credentials(credentials),
+            credentials_block=credentials,
             base_url=base_url,
             quality_policy=quality_policy,
             rerun_nonce=rerun_nonce,
@@ -99,6 +103,28 @@ def run_manifest(
             print(f"    warning:  {warning}")
     print(f"\nAll outputs in {out.resolve()}")
     return 0
+
+
+def _plan_problem(manifest: Path, languages: list[str] | None) -> str | None:
+    """What `plan` would say is wrong with the manifest (or the languages asked for); None when it plans."""
+    from prefect_lipsync.manifest.errors import ManifestError
+    from prefect_lipsync.manifest.pipeline import load_and_plan
+    from prefect_lipsync.media.errors import MediaError
+
+    try:
+        plan = load_and_plan(manifest)
+    except ManifestError as exc:
+        return str(exc)
+    except MediaError as exc:  # ffprobe missing and the like: not the manifest's fault
+        return f"prefect-lipsync run: {exc}"
+    planned = [job.language for job in plan.jobs]
+    unknown = [language for language in languages or [] if language not in planned]
+    if unknown:
+        return (
+            f"prefect-lipsync run: {manifest}: no language {', '.join(unknown)} in this manifest\n"
+            f"      fix: pick --language from {', '.join(planned)}"
+        )
+    return None
 
 
 def _findings(report_path: str | None) -> list[str]:

@@ -63,6 +63,9 @@ def run_manifest(
     """Run `localize_video` and print where the outputs are; exit code 0 on success."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # With no PREFECT_API_URL, Prefect starts a temporary server and gives it 20 s by default: too little
+    # on a busy 2-core machine, where the run then dies with a traceback before it starts.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not manifest.exists():
         print(f"prefect-lipsync run: {manifest}: no such manifest", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from prefect_lipsync.tasks.planning import plan_manifest, probe_media
 from prefect_lipsync.tasks.report import (
     artifact_key,
     create_progress,
+    failing_checks,
     publish_run_summary,
     quality_findings_markdown,
 )
@@ -192,7 +193,7 @@ async def _apply_quality_policy(result: LocalizeResult, policy: QualityPolicy, t
     failed = [o for o in result.outputs if o.verdict == "fail"]
     if not failed:
         return
-    findings = quality_findings_markdown(failed)
+    findings = quality_findings_markdown(failing_checks(failed))
     if policy == "warn":
         logger.warning("Quality checks failed (policy warn, run continues):\n%s", findings)
         return

@@ -175,11 +175,14 @@ def failing_checks(outputs: Sequence[LanguageOutput]) -> dict[str, list[CheckRes
 async def publish_run_summary(
     slug: str, outputs: Sequence[LanguageOutput], *, estimated_cost_usd: float, offline: bool
 ) -> None:
+    # Offline, the emulator's price is what the real service would charge, never money spent: the
+    # column and the summary say so, and "spent" is 0.
+    cost_column = "estimate_usd (emulator, not charged)" if offline else "cost_usd"
     rows: list[dict[str, Any]] = [
         {
             "language": o.language,
             "segments": o.segments,
-            "cost_usd": "" if o.cost_usd is None else f"{o.cost_usd:.2f}",
+            cost_column: "" if o.cost_usd is None else f"{o.cost_usd:.2f}",
             "verdict": o.verdict or "",
             "output": o.output or o.quarantined_to or "",
             "error": o.error or "",
@@ -189,17 +192,23 @@ async def publish_run_summary(
     await acreate_table_artifact(
         table=rows, key=artifact_key("lipsync-jobs", slug), description="One row per language of the run."
     )
-    spent = sum(o.cost_usd or 0.0 for o in outputs)
-    note = (
-        "Local emulator: nothing was paid; costs are what the emulator's price per second would charge."
-        if offline
-        else "Costs as reported by Runware (includeCost)."
-    )
+    priced = sum(o.cost_usd or 0.0 for o in outputs)
+    if offline:
+        rows_md = [
+            _row("estimated before the run", f"{estimated_cost_usd:.2f}"),
+            _row("what Runware would charge (emulator's price, an estimate)", f"{priced:.2f}"),
+            _row("charged", "0.00"),
+        ]
+        note = "Local emulator: nothing was sent to Runware and nothing was paid."
+    else:
+        rows_md = [
+            _row("estimated before the run", f"{estimated_cost_usd:.2f}"),
+            _row("charged, as reported by Runware (includeCost)", f"{priced:.2f}"),
+        ]
+        note = "Charges as reported by Runware for each task."
+    table = "\n".join([_row("", "USD"), _row("---", "---"), *rows_md])
     await acreate_markdown_artifact(
-        markdown=(
-            f"# Cost summary\n\n| | USD |\n|---|---|\n| estimated before the run | {estimated_cost_usd:.2f} |\n"
-            f"| reported by the service | {spent:.2f} |\n\n{note}\n"
-        ),
+        markdown=f"# Cost summary\n\n{table}\n\n{note}\n",
         key=artifact_key("lipsync-cost", slug),
-        description="Estimated and reported cost of the run.",
+        description="Estimated and charged cost of the run.",
     )

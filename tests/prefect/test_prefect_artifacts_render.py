@@ -165,3 +165,11 @@ async def test_every_markdown_artifact_of_a_demo_run_parses_with_whole_table_row
             assert row[4] == check["message"]
         duration = next(r for r in rows if r[0] == "duration")
         assert duration[3].startswith("|output - source|")  # the row that lost its finding before
+    # Offline, the emulator's price is an estimate of what Runware would charge, never money spent.
+    (cost,) = tables(markdowns["lipsync-cost-demo"])
+    charged = {row[0]: row[1] for row in cost[1:]}
+    assert charged["charged"] == "0.00"
+    assert any("estimate" in label and float(usd) > 0 for label, usd in charged.items())
+    (jobs,) = (a for a in artifacts if a["key"] == "lipsync-jobs-demo")
+    table = jobs["data"] if isinstance(jobs["data"], list) else json.loads(jobs["data"])
+    assert table and all("cost_usd" not in row for row in table)

@@ -16,7 +16,7 @@ lint: setup
 	$(VENV)/ruff format --check prefect_lipsync flows tasks blocks
 
 typecheck: setup
-	$(VENV)/mypy
+	bash scripts/typecheck.sh
 
 pytest: setup
 	$(VENV)/pytest

@@ -57,11 +57,14 @@ class RunwareCredentials(CredentialsBlock):
         title="Longest poll interval (s)",
         description="The longest wait between two status polls, in seconds.",
     )
-    job_timeout_s: float = Field(
-        default=3600.0,
+    job_timeout_s: float | None = Field(
+        default=None,
         gt=0,
         title="Job timeout (s)",
-        description="How long one lip-sync job may take from submit to result before it is given up, in seconds.",
+        description=(
+            "How long one lip-sync job may take from submit to result, in seconds; empty: the run's "
+            "settings decide (LipsyncSettings.job_timeout_s, one hour by default)."
+        ),
     )
 
     def get_client(self, *args: Any, **kwargs: Any) -> RunwareClient:
@@ -77,7 +80,8 @@ class RunwareCredentials(CredentialsBlock):
             "base_url": self.base_url,
             "timeout": self.request_timeout_s,
             "poll": PollPolicy(max_interval=self.poll_interval_max_s),
-            "job_timeout": self.job_timeout_s,
         }
+        if self.job_timeout_s is not None:
+            options["job_timeout"] = self.job_timeout_s
         options.update(kwargs)
         return RunwareClient(*args, **options)

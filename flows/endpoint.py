@@ -1,10 +1,11 @@
-"""Which Runware endpoint a run talks to: a credentials block, the environment, or the local emulator."""
+"""Which Runware endpoint a run talks to: a credentials block (or its name), the environment, or the
+local emulator. One resolver for every flow, from sync and async code alike."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -13,13 +14,14 @@ from prefect_lipsync.blocks.credentials import RunwareCredentials
 
 OFFLINE_NOTICE = (
     "No Runware API key is configured (no credentials block, no RUNWARE_API_KEY): running on the LOCAL "
-    "EMULATOR. Outputs are dub previews WITHOUT lip movement; nothing is sent to Runware and nothing is paid."
+    "EMULATOR. Outputs are dub previews WITHOUT lip movement; nothing is sent to Runware and nothing is "
+    "paid (costs shown are estimates of what the real service would charge)."
 )
 EMULATOR_KEY = "local-emulator"  # the emulator accepts any non-empty key
 
 
 class MissingCredentials(RuntimeError):
-    """No key is configured and the run may not fall back to the emulator."""
+    """No usable key: the named block does not exist, or none is configured and the emulator is not allowed."""
 
 
 @dataclass(frozen=True)
@@ -34,31 +36,51 @@ class Endpoint:
         return self.credentials.base_url
 
 
-def load_credentials(credentials: RunwareCredentials | str | None) -> RunwareCredentials | None:
-    """A block, a block name, or nothing."""
-    if isinstance(credentials, str) and credentials:
-        loaded = RunwareCredentials.load(credentials)
-        assert isinstance(loaded, RunwareCredentials)
-        return loaded
-    if isinstance(credentials, RunwareCredentials):
-        return credentials
-    return None
+async def load_credentials_block(name: str) -> RunwareCredentials:
+    """The saved RunwareCredentials block `name`; a missing one fails at once, naming it."""
+    try:
+        loaded = await RunwareCredentials.aload(name)
+    except ValueError as exc:  # Prefect says "Unable to find block document named ..."
+        raise MissingCredentials(
+            f"No RunwareCredentials block named {name!r} on this Prefect server: nothing was uploaded or "
+            f"submitted. Create it (RunwareCredentials(api_key=...).save({name!r})) or name an existing one "
+            "(prefect block ls)."
+        ) from exc
+    if not isinstance(
+        loaded, RunwareCredentials
+    ):  # pragma: no cover - aload returns the class it is called on
+        raise MissingCredentials(f"The block {name!r} is not a RunwareCredentials block.")
+    return loaded
 
 
-@contextlib.contextmanager
-def runware_endpoint(
-    credentials: RunwareCredentials | str | None = None,
+async def resolve_credentials(
+    credentials: RunwareCredentials | None, credentials_block: str | None
+) -> RunwareCredentials | None:
+    """A block given in hand, or one loaded by its name; never both."""
+    if credentials is not None and credentials_block:
+        raise MissingCredentials(
+            f"Both credentials and credentials_block={credentials_block!r} were given: pass one of them."
+        )
+    if credentials_block:
+        return await load_credentials_block(credentials_block)
+    return credentials
+
+
+@contextlib.asynccontextmanager
+async def runware_endpoint(
+    credentials: RunwareCredentials | None = None,
+    credentials_block: str | None = None,
     base_url: str | None = None,
     *,
     allow_emulator: bool = True,
-) -> Iterator[Endpoint]:
+) -> AsyncIterator[Endpoint]:
     """Resolve the endpoint of a run; with no key at all, start the emulator for the run's duration.
 
     Order: a credentials block (or its name), at its own endpoint unless `base_url` is given;
     `RUNWARE_API_KEY` from the environment; a base URL (argument or `RUNWARE_BASE_URL`) alone, which
     points at an emulator started elsewhere; else an in-process emulator, if `allow_emulator`.
     """
-    block = load_credentials(credentials)
+    block = await resolve_credentials(credentials, credentials_block)
     if block is not None:
         # The block's own endpoint wins over the environment: its key goes only where it says,
         # unless this run names another endpoint explicitly.

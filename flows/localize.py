@@ -1,7 +1,9 @@
 """Reusable flows: one manifest -> one checked output per language; a folder of manifests; one video.
 
 Each flow can run on its own (a deployment, the CLI) or as a subflow of a larger media pipeline.
-Jobs of a run share one Runware client, and so one batched poller, on the flow's event loop.
+The way of a job is the core's `JobRunner`; these flows add what is Prefect's: task runs, artifacts,
+events, the pause for a reviewer, concurrency slots. Jobs of a run share one Runware client, and so
+one batched poller, on the flow's event loop.
 """
 
 from __future__ import annotations
@@ -22,45 +24,38 @@ from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.blocks.settings import LipsyncSettings
 from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.flows.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
+from prefect_lipsync.flows.options import QualityPolicy, RunOptions
+from prefect_lipsync.pipeline import JobJournal, JobRunner, LanguageOutput, RunOutcome, run_jobs
+from prefect_lipsync.pipeline.delivery import record_rejection, release_held
+from prefect_lipsync.quality import QualityReport
 from prefect_lipsync.tasks.clients import client_session
-from prefect_lipsync.tasks.jobs import LanguageOutput, run_job
-from prefect_lipsync.tasks.planning import plan_manifest, probe_media
+from prefect_lipsync.tasks.jobs import InProcessJobs, PrefectStepHook
+from prefect_lipsync.tasks.planning import plan_segments
 from prefect_lipsync.tasks.report import (
     artifact_key,
     create_progress,
     failing_checks,
+    publish_quality_report,
     publish_run_summary,
     quality_findings_markdown,
 )
 
-QualityPolicy = Literal["fail", "warn", "ask"]
+#: Names and language codes that become file names: no separators, no leading dot, no newline.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 
 class QualityRejected(RuntimeError):
     """A run whose outputs failed their checks (policy `fail`), or that a reviewer rejected."""
 
 
-class LocalizeResult(BaseModel):
+class LocalizeResult(RunOutcome):
     """What `localize_video` made: one entry per language."""
-
-    manifest: str
-    name: str
-    offline: bool = Field(
-        description="True when the run used the local emulator: outputs have no lip movement."
-    )
-    outputs: list[LanguageOutput]
-    estimated_cost_usd: float
-    cost_usd: float | None = None
-
-    @property
-    def failed(self) -> list[LanguageOutput]:
-        return [o for o in self.outputs if o.error or o.verdict == "fail"]
 
 
 class QualityApproval(RunInput):
     """A reviewer's decision on outputs with findings."""
 
-    approved: bool = Field(description="Approve the outputs for delivery despite the findings.")
+    approved: bool = Field(description="Approve the held outputs for delivery despite the findings.")
     reviewer: str = Field(default="", description="Who decided.")
     comment: str = Field(default="", description="Why.")
 
@@ -79,10 +74,10 @@ async def localize_video(
     approval_timeout_s: int = 3600,
     rerun_nonce: str | None = None,
 ) -> LocalizeResult:
-    """Plan, check, submit, wait for, download and check every language of one manifest.
+    """Plan, check, submit, wait for, download, check and deliver every language of one manifest.
 
     Args:
-        manifest: Path of the manifest (YAML or JSON, version 1), or of an SRT/WebVTT import's manifest.
+        manifest: Path of the manifest (YAML or JSON, version 1).
         out_dir: Folder for the outputs; each manifest gets a sub-folder named after it.
         languages: Only these languages of the manifest (all when empty).
         credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
@@ -90,83 +85,76 @@ async def localize_video(
         settings: Shared defaults (output format, safety, concurrency, prices, quality thresholds).
         base_url: Another Runware endpoint, such as an emulator started with `prefect-lipsync emulator`.
         allow_emulator: Without any key, run on the local emulator (dub previews); false makes such a run fail.
-        quality_policy: `fail` fails the run on a failed check, `warn` only reports, `ask` pauses for a person.
+        quality_policy: `fail` fails the run on a failed check, `warn` delivers and reports, `ask` holds
+            failed outputs until a person approves (delivered) or rejects (kept in quarantine).
         approval_timeout_s: With `ask`: how long to wait for a decision before rejecting.
         rerun_nonce: Set to re-run (and pay for) jobs already done once; leave empty to resume instead.
     """
+    options = RunOptions.of(locals())
+    result = await localize_manifest(Path(manifest), Path(out_dir), languages, options)
+    return await apply_quality_policy(result, options, out_root=Path(out_dir))
+
+
+async def localize_manifest(
+    manifest: Path, out_root: Path, languages: list[str] | None, options: RunOptions
+) -> LocalizeResult:
+    """One manifest's jobs against the run's endpoint: resolved once, before anything is planned or paid."""
     logger = get_run_logger()
-    settings = settings or LipsyncSettings()
-    with runware_endpoint(
-        credentials or credentials_block, base_url, allow_emulator=allow_emulator
+    async with runware_endpoint(
+        options.credentials,
+        options.credentials_block,
+        options.base_url,
+        allow_emulator=options.allow_emulator,
     ) as endpoint:
         if endpoint.offline:
             logger.warning(OFFLINE_NOTICE)
-        async with client_session(endpoint.credentials):
-            result = await _localize(
-                manifest=Path(manifest).resolve(),
-                out_root=Path(out_dir).resolve(),
-                languages=languages,
-                endpoint=endpoint,
-                settings=settings,
-                rerun_nonce=rerun_nonce,
+        async with client_session(endpoint.credentials) as client:
+            return await _run_plan(
+                manifest.resolve(), out_root.resolve(), languages, endpoint, client, options
             )
-    await _apply_quality_policy(result, quality_policy, approval_timeout_s)
-    return result
 
 
-async def _localize(
-    *,
+async def _run_plan(
     manifest: Path,
     out_root: Path,
     languages: list[str] | None,
     endpoint: Endpoint,
-    settings: LipsyncSettings,
-    rerun_nonce: str | None,
+    client: Any,
+    options: RunOptions,
 ) -> LocalizeResult:
     logger = get_run_logger()
-    probes = await probe_media(str(manifest))
-    plan = await plan_manifest(
-        str(manifest),
-        probes,
-        price_per_second=settings.price_per_second_usd,
-        languages=languages,
-        settings=settings,
-    )
-    budget = settings.budget_usd_per_run
-    if budget is not None and plan.estimated_cost_usd > budget:
-        raise QualityRejected(
-            f"{manifest}: the estimated cost ${plan.estimated_cost_usd:.2f} exceeds the budget of ${budget:.2f} "
-            "per run; nothing was uploaded or submitted. Raise budget_usd_per_run or plan fewer languages."
-        )
-    name = plan.name
-    out_dir = out_root / name
+    team = options.team_settings
+    settings = team.run_settings()
+    if endpoint.credentials.job_timeout_s is not None:
+        settings = settings.model_copy(update={"job_timeout_s": endpoint.credentials.job_timeout_s})
+    plan = await plan_segments(str(manifest), settings, languages)
+    out_dir = out_root / plan.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    slug = artifact_key(name) or "run"
+    runner = JobRunner(
+        client,
+        settings,
+        out_dir=out_dir,
+        journal=JobJournal.for_endpoint(endpoint.base_url),
+        offline=endpoint.offline,
+        policy=options.quality_policy,
+        nonce=options.rerun_nonce,
+        hook=PrefectStepHook(team.global_concurrency_limit),
+    )
+    slug = artifact_key(plan.name) or "run"
     progress = await create_progress(slug, total=len(plan.jobs))
-    limit = asyncio.Semaphore(settings.concurrency)
 
-    async def one(job: Any) -> LanguageOutput:
-        async with limit:
-            try:
-                output = await run_job(
-                    job,
-                    plan=plan,
-                    endpoint=endpoint,
-                    settings=settings,
-                    out_dir=out_dir,
-                    rerun_nonce=rerun_nonce,
-                )
-            except Exception as exc:  # one language's failure must not cancel the others' paid jobs
-                logger.exception("%s: the job failed", job.language)
-                output = LanguageOutput(language=job.language, error=f"{exc.__class__.__name__}: {exc}")
-        await progress.advance(f"{job.language}: {output.summary}")
-        return output
+    async def done(output: LanguageOutput) -> None:
+        await progress.advance(f"{output.language}: {output.summary}")
+        if output.report:
+            report = QualityReport.model_validate_json(Path(output.report).read_text(encoding="utf-8"))
+            await publish_quality_report(output.language, plan.name, report, output.pictures)
 
-    outputs = list(await asyncio.gather(*(one(job) for job in plan.jobs)))
+    with InProcessJobs(runner, plan) as jobs:
+        outputs = await run_jobs(runner, plan, run_one=jobs.run, on_done=done)
     costs = [o.cost_usd for o in outputs if o.cost_usd is not None]
     result = LocalizeResult(
         manifest=str(manifest),
-        name=name,
+        name=plan.name,
         offline=endpoint.offline,
         outputs=outputs,
         estimated_cost_usd=plan.estimated_cost_usd,
@@ -182,7 +170,10 @@ async def _localize(
     return result
 
 
-async def _apply_quality_policy(result: LocalizeResult, policy: QualityPolicy, timeout_s: int) -> None:
+async def apply_quality_policy(
+    result: LocalizeResult, options: RunOptions, *, out_root: Path
+) -> LocalizeResult:
+    """`fail`: a failed check fails the run; `warn`: it completes; `ask`: a person decides on held outputs."""
     logger = get_run_logger()
     errors = [o for o in result.outputs if o.error]
     if errors:
@@ -192,20 +183,25 @@ async def _apply_quality_policy(result: LocalizeResult, policy: QualityPolicy, t
         )
     failed = [o for o in result.outputs if o.verdict == "fail"]
     if not failed:
-        return
+        return result
     findings = quality_findings_markdown(failing_checks(failed))
-    if policy == "warn":
-        logger.warning("Quality checks failed (policy warn, run continues):\n%s", findings)
-        return
-    if policy == "fail":
+    if options.quality_policy == "warn":
+        logger.warning("Quality checks failed (policy warn, delivered anyway):\n%s", findings)
+        return result
+    held = [o for o in failed if o.held]
+    if options.quality_policy == "fail" or not held:
         raise QualityRejected(
             f"Quality checks failed for {', '.join(o.language for o in failed)}:\n{findings}"
         )
+    timeout_s = options.approval_timeout_s
     logger.warning("Quality checks failed; waiting up to %s s for a reviewer:\n%s", timeout_s, findings)
     try:
         decision = await apause_flow_run(
             wait_for_input=QualityApproval.with_initial_data(
-                description=f"## Quality findings\n\n{findings}\n\nApprove to deliver these outputs anyway.",
+                description=(
+                    f"## Quality findings\n\n{findings}\n\nApprove to deliver the held outputs anyway (they move "
+                    "from quarantine to their delivery names); reject to keep them in quarantine."
+                ),
                 approved=False,
             ),
             timeout=timeout_s,
@@ -213,12 +209,40 @@ async def _apply_quality_policy(result: LocalizeResult, policy: QualityPolicy, t
         )
     except FlowPauseTimeout as exc:  # nobody decided in time: that is a rejection
         logger.error("No reviewer decision within %s s: outputs rejected.", timeout_s)
+        for output in held:
+            _record(output, approved=False, reviewer="", comment=f"no decision within {timeout_s} s")
         raise QualityRejected(f"No reviewer decision within {timeout_s} s: outputs rejected.") from exc
+    reviewer = decision.reviewer or "a reviewer"
+    for output in held:
+        _record(output, approved=decision.approved, reviewer=reviewer, comment=decision.comment)
+    write_text_atomic(out_root.resolve() / result.name / "result.json", result.model_dump_json(indent=2))
     if not decision.approved:
-        raise QualityRejected(
-            f"Rejected by {decision.reviewer or 'a reviewer'}: {decision.comment or 'no comment'}"
-        )
-    logger.info("Approved by %s: %s", decision.reviewer or "a reviewer", decision.comment)
+        raise QualityRejected(f"Rejected by {reviewer}: {decision.comment or 'no comment'}")
+    logger.info("Approved by %s: %s", reviewer, decision.comment)
+    return result
+
+
+def _record(output: LanguageOutput, *, approved: bool, reviewer: str, comment: str) -> None:
+    """Carry out a reviewer's decision on one held output, and say so in its report."""
+    assert output.quarantined_to is not None
+    held = Path(output.quarantined_to)
+    if not approved:
+        record_rejection(held, reviewer=reviewer, comment=comment)
+        output.held = False
+        return
+    assert output.output_name is not None
+    delivered, report = release_held(
+        held, out_dir=held.parent.parent, name=output.output_name, reviewer=reviewer, comment=comment
+    )
+    output.output, output.report, output.quarantined_to, output.held = (
+        str(delivered),
+        str(report),
+        None,
+        False,
+    )
+    output.pictures = [
+        str(delivered.parent / Path(p).name.replace(held.stem, delivered.stem, 1)) for p in output.pictures
+    ]
 
 
 # --------------------------------------------------------------------------- batch
@@ -263,6 +287,7 @@ async def localize_batch(
     base_url: str | None = None,
     allow_emulator: bool = True,
     quality_policy: Literal["fail", "warn"] = "fail",
+    rerun_nonce: str | None = None,
 ) -> BatchResult:
     """Localize every manifest in `folder` that has not been done yet (the nightly job).
 
@@ -277,37 +302,48 @@ async def localize_batch(
         base_url: Another Runware endpoint, such as an emulator started with `prefect-lipsync emulator`.
         allow_emulator: Without any key, run on the local emulator (dub previews); false makes such a run fail.
         quality_policy: `fail` counts a manifest with a failed check as failed; `warn` only reports.
+        rerun_nonce: Set to re-run (and pay for) jobs already done once; leave empty to resume instead.
     """
+    options = RunOptions.of(locals(), not_applicable=("approval_timeout_s",))
     logger = get_run_logger()
     out_root = Path(out_dir).resolve()
     manifests = sorted(
         p.resolve() for p in Path(folder).glob(pattern if "**" in pattern else f"**/{pattern}")
     )
     result = BatchResult()
-    pending = []
+    pending: list[Path] = []
     for manifest in manifests:
-        (result.skipped if is_done(out_root, manifest) else pending).append(manifest)
+        if is_done(out_root, manifest):
+            result.skipped.append(str(manifest))
+        else:
+            pending.append(manifest)
     logger.info("%d manifests: %d to do, %d already done", len(manifests), len(pending), len(result.skipped))
     if not pending:
         return _batch_done(result)
     pending = _refuse_duplicate_names(pending, result)
     limit = asyncio.Semaphore(max_concurrent_manifests)
-    with runware_endpoint(
-        credentials or credentials_block, base_url, allow_emulator=allow_emulator
+    async with runware_endpoint(
+        options.credentials,
+        options.credentials_block,
+        options.base_url,
+        allow_emulator=options.allow_emulator,
     ) as endpoint:
         if endpoint.offline:
             logger.warning(OFFLINE_NOTICE)
+        # Resolved once for the whole batch: every manifest goes to the same endpoint.
         sub_credentials = None if endpoint.offline else endpoint.credentials
 
         async def one(manifest: Path) -> None:
             async with limit:
-                state = await localize_video(  # type: ignore[misc]
+                state = await localize_video(
                     manifest=str(manifest),
                     out_dir=str(out_root),
                     credentials=sub_credentials,
                     settings=settings,
                     base_url=endpoint.base_url,
+                    allow_emulator=allow_emulator,
                     quality_policy=quality_policy,
+                    rerun_nonce=rerun_nonce,
                     return_state=True,
                 )
             if state.is_completed() and endpoint.offline:
@@ -391,8 +427,8 @@ async def lipsync_video(
     speech: SpeechInput | None = None,
     segments: list[SegmentInput] | None = None,
     out_dir: str = "lipsync-output",
-    name: str = "lipsync",
-    language: str = "dub",
+    name: Annotated[str, Field(pattern=SAFE_NAME)] = "lipsync",
+    language: Annotated[str, Field(pattern=SAFE_NAME)] = "dub",
     sync_mode: Literal["bounce", "cut_off", "silence", "remap"] = "cut_off",
     credentials: RunwareCredentials | None = None,
     credentials_block: str | None = None,
@@ -411,8 +447,8 @@ async def lipsync_video(
         speech: Text for the service to speak over the whole video.
         segments: Stretches of the video, each with its own audio file.
         out_dir: Folder for the output; it gets a sub-folder named `name`.
-        name: Used in the output's file name.
-        language: Used in the output's file name.
+        name: Used in the output's file name: letters, digits, `.`, `_` and `-`.
+        language: Used in the output's file name: letters, digits, `.`, `_` and `-`.
         sync_mode: What the service does when audio and video lengths differ.
         credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
         credentials_block: The name of a saved RunwareCredentials block, instead of `credentials`.
@@ -423,6 +459,7 @@ async def lipsync_video(
         approval_timeout_s: With `ask`: how long to wait for a decision before rejecting.
         rerun_nonce: Set to re-run (and pay for) a job already done once; leave empty to resume instead.
     """
+    options = RunOptions.of(locals())
     given = [k for k, v in (("audio", audio), ("speech", speech), ("segments", segments)) if v]
     if len(given) != 1:
         raise ValueError(f"give exactly one of audio, speech, segments (got {', '.join(given) or 'none'})")
@@ -437,16 +474,8 @@ async def lipsync_video(
         speech=speech,
         segments=segments,
     )
-    result = await localize_video.fn(
-        manifest=str(manifest),
-        out_dir=str(out_root),
-        credentials=credentials,
-        settings=settings,
-        base_url=base_url,
-        quality_policy=quality_policy,
-        approval_timeout_s=approval_timeout_s,
-        rerun_nonce=rerun_nonce,
-    )
+    result = await localize_manifest(manifest, out_root, None, options)
+    result = await apply_quality_policy(result, options, out_root=out_root)
     return result.outputs[0]
 
 

@@ -11,8 +11,14 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+    from prefect_lipsync.flows.localize import LocalizeResult
 
 
 def register(subparsers: Any) -> None:
@@ -75,7 +81,8 @@ def run_manifest(
         return 1
     from prefect_lipsync.flows.localize import localize_video
 
-    state = asyncio.run(
+    run = cast(
+        "Coroutine[Any, Any, State[LocalizeResult]]",
         localize_video(
             manifest=str(manifest),
             out_dir=str(out),
@@ -85,8 +92,9 @@ def run_manifest(
             quality_policy=quality_policy,
             rerun_nonce=rerun_nonce,
             return_state=True,
-        )
+        ),
     )
+    state = asyncio.run(run)
     if not state.is_completed():
         print(f"\nThe run did not complete: {state.message}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 Prefect runs the async tasks of an async flow on the flow's event loop; a client (an
 `httpx.AsyncClient` plus its poller) belongs to one loop. Clients are keyed by loop and endpoint,
-never passed as task parameters, and never part of a cache key.
+never passed as task parameters, and never part of a cache key. Uploads are remembered in the
+endpoint's journal on disk, so a resumed run uploads nothing again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
+
+from prefect_lipsync.pipeline import JobJournal
 
 if TYPE_CHECKING:
     from prefect_lipsync.blocks.credentials import RunwareCredentials
@@ -32,19 +35,20 @@ async def shared_client(credentials: RunwareCredentials) -> RunwareClient:
     key = _key(credentials)
     client = _clients.get(key)
     if client is None:
-        client = credentials.get_client()
+        journal = JobJournal.for_endpoint(credentials.base_url)
+        client = credentials.get_client(upload_cache=journal.uploads)
         await client.__aenter__()
         _clients[key] = client
     return client
 
 
 @contextlib.asynccontextmanager
-async def client_session(credentials: RunwareCredentials) -> AsyncIterator[None]:
+async def client_session(credentials: RunwareCredentials) -> AsyncIterator[RunwareClient]:
     """Hold the shared client open for a flow; the last flow (of nested or concurrent ones) closes it."""
     key = _key(credentials)
     _sessions[key] = _sessions.get(key, 0) + 1
     try:
-        yield
+        yield await shared_client(credentials)
     finally:
         _sessions[key] -= 1
         if _sessions[key] == 0:

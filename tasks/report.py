@@ -20,8 +20,8 @@ from prefect.artifacts import (
 from prefect_lipsync.quality.models import CheckResult
 
 if TYPE_CHECKING:
+    from prefect_lipsync.pipeline import LanguageOutput
     from prefect_lipsync.quality import QualityReport
-    from prefect_lipsync.tasks.jobs import LanguageOutput
 
 # Pictures are inlined in markdown up to this size; bigger ones are linked by path.
 INLINE_PICTURE_MAX_BYTES = 400_000

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from prefect_lipsync.manifest.errors import ManifestError
-from prefect_lipsync.manifest.loader import read_manifest
+from prefect_lipsync.manifest.loader import LoadedManifest, read_manifest
 from prefect_lipsync.manifest.plan_models import DEFAULT_PRICE_PER_SECOND, Plan
 from prefect_lipsync.manifest.planner import HashFn, plan_manifest
 from prefect_lipsync.media.errors import MediaError
@@ -28,7 +28,7 @@ def default_probe_fn(timeout: float = DEFAULT_PROBE_TIMEOUT_S) -> ProbeFn:
 
 
 def load_and_plan(
-    manifest_path: str | Path,
+    manifest_path: str | Path | LoadedManifest,
     *,
     probe_fn: ProbeFn | None = None,
     price_per_second: float = DEFAULT_PRICE_PER_SECOND,
@@ -39,11 +39,16 @@ def load_and_plan(
     """Load a manifest, probe every file it names in one call, and plan it.
 
     Raises ManifestError listing every problem at once: syntax and schema (then nothing is
-    probed), missing or unreadable media, subtitles, timing and speakers.
+    probed), missing or unreadable media, subtitles, timing and speakers. A manifest already
+    loaded (and perhaps narrowed to some languages) is planned without being read again.
     """
-    loaded, problems = read_manifest(manifest_path)
-    if loaded is None:
-        raise ManifestError(problems)
+    if isinstance(manifest_path, LoadedManifest):
+        loaded = manifest_path
+    else:
+        read, problems = read_manifest(manifest_path)
+        if read is None:
+            raise ManifestError(problems)
+        loaded = read
     refs = loaded.media_refs()
     probe = probe_fn or default_probe_fn()
     try:

@@ -46,6 +46,9 @@ class PlannedJob(BaseModel):
     )
     output_name: str = Field(description="File name for this language's output video.")
     video_duration: float = Field(description="Seconds of output video (what is billed).")
+    face_box: tuple[int, int, int, int] | None = Field(
+        default=None, description="The face box (x1, y1, x2, y2) the quality checks look at, when known."
+    )
 
     def summary(self) -> dict[str, Any]:
         """The JSON shape `prefect-lipsync plan --json` prints for one job."""
@@ -59,6 +62,7 @@ class PlannedJob(BaseModel):
             "segment_lines": self.segment_lines,
             "output_name": self.output_name,
             "video_duration": self.video_duration,
+            "face_box": list(self.face_box) if self.face_box else None,
         }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -52,7 +52,8 @@ from prefect_lipsync.runware.webhooks import WebhookReceiver
 
 log = logging.getLogger("prefect_lipsync.runware")
 
-DEFAULT_JOB_TIMEOUT = 30 * 60.0
+#: Submit to last result, resubmits included: the same default as the run settings' job_timeout_s.
+DEFAULT_JOB_TIMEOUT = 3600.0
 _TRANSIENT_FAMILIES = frozenset({"rateLimit", "server", "timeout"})
 
 
@@ -188,11 +189,8 @@ class RunwareClient:
             return request
         uploads = dict(zip(refs, await asyncio.gather(*(self.upload(r) for r in refs)), strict=True))
         if request.task_uuid is None:
-            hashes = {r: await asyncio.to_thread(cached_file_sha256, local_path(r)) for r in refs}
-            keyed = _replace_refs(
-                request.to_wire(), {r: f"sha256:{h}" for r, h in hashes.items()}, segment=False
-            )
-            request = request.model_copy(update={"task_uuid": derive_task_uuid(keyed, nonce)})
+            task_uuid = await asyncio.to_thread(content_task_uuid, request, nonce)
+            request = request.model_copy(update={"task_uuid": task_uuid})
         wire = request.to_wire()
         wire = _replace_refs(
             wire, {r: u.media_uuid for r, u in uploads.items()}, segment=False, inputs_only=True
@@ -388,8 +386,7 @@ class RunwareClient:
         With `return_exceptions`, a failed job's slot holds its RunwareError instead of raising.
         """
         limit = self.job_timeout if timeout is None else timeout
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
+        deadline = asyncio.get_running_loop().time() + limit
         prepared = [self.prepare(r, nonce=nonce) for r in requests]
         submitted = await self._submit_prepared(prepared)
 
@@ -397,30 +394,7 @@ class RunwareClient:
             err = submitted.get(job.task_uuid)
             if err is not None:
                 raise err
-            task_uuid = job.task_uuid
-            for attempt in range(self.max_task_retries + 1):
-                left = deadline - loop.time()
-                if left <= 0:
-                    raise JobTimeout(f"job did not finish within {limit:g} s", task_uuid=task_uuid)
-                try:
-                    return await self.wait(task_uuid, job.number_results, left)
-                except TransientTaskError as exc:
-                    if attempt >= self.max_task_retries:
-                        raise
-                    task_uuid = retry_task_uuid(job.task_uuid, attempt + 1)
-                    log.warning(
-                        "task %s failed transiently (%s); resubmitting as %s (a new paid task)",
-                        exc.task_uuid,
-                        exc.code,
-                        task_uuid,
-                    )
-                    retry_request = job.request.model_copy(update={"task_uuid": task_uuid})
-                    verdict = (
-                        await self._submit_prepared([Submitted(task_uuid, job.number_results, retry_request)])
-                    )[task_uuid]
-                    if verdict is not None:
-                        raise verdict from exc
-            raise AssertionError("unreachable")  # pragma: no cover
+            return await self._run_submitted(job, deadline=deadline, limit=limit, accepted={job.task_uuid})
 
         outcomes = await asyncio.gather(*(run(job) for job in prepared), return_exceptions=True)
         settled: list[list[Sync3Result] | RunwareError] = []
@@ -435,6 +409,74 @@ class RunwareClient:
                 raise value
         return [v for v in settled if isinstance(v, list)]
 
+    async def run_task(
+        self,
+        request: Sync3Request,
+        *,
+        timeout: float | None = None,
+        max_task_retries: int | None = None,
+        accepted: Collection[str] = (),
+        on_accepted: Callable[[str], None] | None = None,
+    ) -> list[Sync3Result]:
+        """Submit one prepared request (unless the service already `accepted` it) and wait for it.
+
+        The one resubmit policy: a task that fails transiently is resubmitted under
+        `retry_task_uuid` (a new paid task, the same UUID on every re-run) up to `max_task_retries`
+        times, all within one deadline of `timeout` seconds from now. `on_accepted` is called with
+        each taskUUID the moment the service has it, so a caller can write down what is paid for.
+        A taskUUID in `accepted` is never submitted again: it is waited for.
+        """
+        limit = self.job_timeout if timeout is None else timeout
+        job = self.prepare(request)
+        return await self._run_submitted(
+            job,
+            deadline=asyncio.get_running_loop().time() + limit,
+            limit=limit,
+            accepted=set(accepted),
+            on_accepted=on_accepted,
+            max_task_retries=max_task_retries,
+        )
+
+    async def _run_submitted(
+        self,
+        job: Submitted,
+        *,
+        deadline: float,
+        limit: float,
+        accepted: set[str],
+        on_accepted: Callable[[str], None] | None = None,
+        max_task_retries: int | None = None,
+    ) -> list[Sync3Result]:
+        retries = self.max_task_retries if max_task_retries is None else max(0, max_task_retries)
+        loop = asyncio.get_running_loop()
+        for attempt in range(retries + 1):
+            task_uuid = job.task_uuid if attempt == 0 else retry_task_uuid(job.task_uuid, attempt)
+            if task_uuid not in accepted:
+                sent = job.request.model_copy(update={"task_uuid": task_uuid})
+                verdict = (await self._submit_prepared([Submitted(task_uuid, job.number_results, sent)]))[
+                    task_uuid
+                ]
+                if verdict is not None:
+                    raise verdict
+                accepted.add(task_uuid)
+                if on_accepted is not None:
+                    on_accepted(task_uuid)
+            left = deadline - loop.time()
+            if left <= 0:
+                raise JobTimeout(f"job did not finish within {limit:g} s", task_uuid=task_uuid)
+            try:
+                return await self.wait(task_uuid, job.number_results, left)
+            except TransientTaskError as exc:
+                if attempt >= retries:
+                    raise
+                log.warning(
+                    "task %s failed transiently (%s); resubmitting as %s (a new paid task)",
+                    exc.task_uuid,
+                    exc.code,
+                    retry_task_uuid(job.task_uuid, attempt + 1),
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # ------------------------------------------------------------------ download
 
     async def download(
@@ -442,6 +484,24 @@ class RunwareClient:
     ) -> Path:
         """Stream a result's video (or a URL) to `dest`, atomically; the file exists only if complete."""
         return await download(self._downloads, result, dest, policy=policy or self._download_policy)
+
+
+def content_task_uuid(
+    request: Sync3Request, nonce: str | int | None = None, *, known: Mapping[str, str] | None = None
+) -> str:
+    """The taskUUID of a request as it will be sent, known before any upload.
+
+    Each local file counts by its content hash, not by its upload URL: the same job from the same
+    files keeps its UUID however often (and wherever) it is uploaded. `known` gives the content key
+    of files not written yet (rendered audio: the key of its source and operation). Reads the other
+    files (hashing is cached by path, size and mtime): call it off the event loop.
+    """
+    if request.task_uuid is not None:
+        return request.task_uuid
+    known = known or {}
+    hashes = {r: known.get(r) or cached_file_sha256(local_path(r)) for r in request.local_refs()}
+    keyed = _replace_refs(request.to_wire(), {r: f"sha256:{h}" for r, h in hashes.items()}, segment=False)
+    return derive_task_uuid(keyed, nonce)
 
 
 def _replace_refs(

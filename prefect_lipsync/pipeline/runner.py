@@ -1,0 +1,324 @@
+"""The job runner: one planned job from pre-flight to a delivered, checked output.
+
+Steps, each a plain function with its I/O at the edge, each passed through a `StepHook` so that a
+caller (the Prefect layer) can make it a task run, log it, emit an event or hold a concurrency slot:
+
+    render-audio -> preflight -> upload -> submit-and-wait -> download -> check -> deliver
+
+Resume is the runner's own business, not the orchestrator's: the taskUUID comes from the job's
+content, uploads are remembered by content hash, and the journal writes down each taskUUID the
+moment the service accepts it (paid) and the outcome once delivered. A re-run after a crash uploads
+nothing again, submits nothing again, and delivers what was paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+
+from prefect_lipsync.manifest import PlannedJob
+from prefect_lipsync.media.audio_ops import render_audio_op
+from prefect_lipsync.pipeline.delivery import (
+    DeliveryPolicy,
+    Settled,
+    failed_checks,
+    settle,
+    staging_path,
+)
+from prefect_lipsync.pipeline.journal import JobJournal, JobRecord
+from prefect_lipsync.pipeline.outcome import SEVERITY, LanguageOutput
+from prefect_lipsync.pipeline.plan import RunPlan
+from prefect_lipsync.pipeline.settings import RunSettings
+from prefect_lipsync.quality import QualityReport, check_output, preflight, write_pictures
+from prefect_lipsync.quality.models import worst
+from prefect_lipsync.runware.client import RunwareClient, content_task_uuid
+from prefect_lipsync.runware.errors import RunwareError, TaskNotFound
+from prefect_lipsync.runware.models import Sync3Request, Sync3Result
+
+log = logging.getLogger("prefect_lipsync.pipeline")
+
+T = TypeVar("T")
+StepName = Literal["render-audio", "preflight", "upload", "submit-and-wait", "download", "check", "deliver"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the hook is told about a step: which, for which language, and the job's taskUUID."""
+
+    name: StepName
+    language: str
+    task_uuid: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class StepHook(Protocol):
+    """Runs `work` (one step) on the caller's terms and returns its value."""
+
+    async def __call__(self, step: Step, work: Callable[[], Awaitable[T]]) -> T: ...
+
+
+async def run_plain(step: Step, work: Callable[[], Awaitable[T]]) -> T:
+    """The hook with no orchestrator: just run the step."""
+    return await work()
+
+
+def mouth_box_of(face: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """Where the mouth is in a frontal face box: the middle half across, 60-80 % down."""
+    x1, y1, x2, y2 = face
+    w, h = x2 - x1, y2 - y1
+    return (x1 + w // 4, y1 + h * 3 // 5, x2 - w // 4, y1 + h * 4 // 5)
+
+
+@dataclass
+class _Checked:
+    result: Sync3Result
+    staged: Path
+    report: QualityReport
+    pictures: list[Path]
+
+
+class TaskNotKnownAnyMore(RunwareError):
+    """The service has no record of a task it accepted (purged, or the endpoint was reset)."""
+
+
+class JobRunner:
+    """Runs planned jobs against one Runware client; one runner serves every job of a run."""
+
+    def __init__(
+        self,
+        client: RunwareClient,
+        settings: RunSettings,
+        *,
+        out_dir: Path,
+        journal: JobJournal,
+        offline: bool = False,
+        policy: DeliveryPolicy = "fail",
+        nonce: str | None = None,
+        hook: StepHook | None = None,
+    ) -> None:
+        self.client, self.settings, self.out_dir = client, settings, out_dir
+        self.journal, self.offline, self.policy, self.nonce = journal, offline, policy, nonce
+        self.hook: StepHook = hook or run_plain
+
+    async def run(self, job: PlannedJob, plan: RunPlan) -> LanguageOutput:
+        """One job to its outcome; a service error ends up in `outcome.error`, not raised."""
+        request = job.request
+        outcome = LanguageOutput(
+            language=job.language,
+            output_name=job.output_name,
+            segments=len(request.settings.segments or []) if request.settings else 0,
+            warnings=list(job.warnings),
+        )
+        rendered = {op.output_uri: op.content_key for op in job.audio_ops}  # not written yet
+        base_uuid = await asyncio.to_thread(lambda: content_task_uuid(request, self.nonce, known=rendered))
+        outcome.task_uuid = base_uuid
+        record = await asyncio.to_thread(self.journal.load, base_uuid)
+        if (
+            record.outcome is not None
+            and record.delivered_to == self._delivery_key
+            and _still_delivered(record.outcome)
+        ):
+            log.info("%s: already delivered by an earlier run (task %s)", job.language, base_uuid)
+            return record.outcome
+
+        def step(name: StepName, **detail: Any) -> Step:
+            return Step(
+                name=name, language=job.language, task_uuid=outcome.task_uuid or base_uuid, detail=detail
+            )
+
+        if job.audio_ops:  # pre-flight listens to the audio exactly as it will be uploaded
+            await self.hook(step("render-audio", count=len(job.audio_ops)), lambda: _render(job))
+        pre = await self.hook(step("preflight"), lambda: asyncio.to_thread(self._preflight, job, plan))
+        if pre.verdict == "fail":
+            outcome.verdict = "fail"
+            outcome.failed_checks = failed_checks(pre)
+            outcome.error = "pre-flight failed, nothing was uploaded or submitted: " + "; ".join(
+                c.message for c in pre.checks if c.status == "fail"
+            )
+            return outcome
+        try:
+            prepared = await self.hook(
+                step("upload", files=len(request.local_refs())),
+                lambda: self.client.upload_local_refs(request.model_copy(update={"task_uuid": base_uuid})),
+            )
+            results = await self.hook(
+                step("submit-and-wait", accepted=list(record.accepted)),
+                lambda: self._submit_and_wait(prepared, record, outcome),
+            )
+            costs = [r.cost for r in results if r.cost is not None]
+            paid = round(sum(costs), 4) if costs else None
+            if self.offline or any(r.emulated for r in results):
+                outcome.estimated_cost_usd = paid  # the emulator's price: what the real service might charge
+            else:
+                outcome.cost_usd = paid
+            staged = await self.hook(
+                step("download", results=len(results)), lambda: self._download(job, results)
+            )
+        except RunwareError as exc:
+            outcome.error = str(exc)
+            return outcome
+        checked = await self.hook(
+            step("check", results=len(results)),
+            lambda: asyncio.to_thread(self._check_all, job, plan, results, staged),
+        )
+        await self.hook(step("deliver"), lambda: asyncio.to_thread(self._deliver, job, checked, outcome))
+        record.outcome, record.delivered_to = outcome, self._delivery_key
+        await asyncio.to_thread(self.journal.save, record)
+        return outcome
+
+    @property
+    def _delivery_key(self) -> str:
+        """A recorded outcome is reused only by a run that delivers to the same place by the same policy."""
+        return f"{self.out_dir.resolve()}|{self.policy}"
+
+    # ------------------------------------------------------------------ steps
+
+    def _preflight(self, job: PlannedJob, plan: RunPlan) -> QualityReport:
+        # The run's budget was checked once, on the planner's estimate, before any job started.
+        return preflight(
+            job.request.to_wire(),
+            source=Path(plan.video_ref),
+            expected_fps=plan.video_fps,
+            expected_duration=plan.video_duration,
+            thresholds=self.settings.quality,
+        )
+
+    async def _submit_and_wait(
+        self, prepared: Sync3Request, record: JobRecord, outcome: LanguageOutput
+    ) -> list[Sync3Result]:
+        def accepted(task_uuid: str) -> None:
+            outcome.task_uuid = task_uuid
+            self.journal.accepted(record, task_uuid)
+
+        try:
+            return await self.client.run_task(
+                prepared,
+                timeout=self.settings.job_timeout_s,
+                max_task_retries=self.settings.max_task_retries,
+                accepted=record.accepted,
+                on_accepted=accepted,
+            )
+        except TaskNotFound as exc:
+            if record.accepted:
+                raise TaskNotKnownAnyMore(
+                    f"the service has no record of task {exc.task_uuid}, which it accepted in an earlier run "
+                    "(it was purged, or the endpoint was reset). Nothing was submitted again. To pay for this "
+                    "job once more, re-run with a new rerun_nonce.",
+                    code=exc.code,
+                    task_uuid=exc.task_uuid,
+                ) from exc
+            raise
+
+    async def _download(self, job: PlannedJob, results: list[Sync3Result]) -> list[Path]:
+        staged = []
+        for index, result in enumerate(results):
+            dest = staging_path(self.out_dir, _variation_name(job.output_name, index))
+            marker = dest.with_name(f".{dest.name}.video-uuid")
+            if not (result.video_uuid and dest.exists() and _read(marker) == result.video_uuid):
+                await self.client.download(result, dest)
+                await asyncio.to_thread(marker.write_text, result.video_uuid or "")
+            staged.append(dest)
+        return staged
+
+    def _check_all(
+        self, job: PlannedJob, plan: RunPlan, results: list[Sync3Result], staged: list[Path]
+    ) -> list[_Checked]:
+        return [self._check(job, plan, result, path) for result, path in zip(results, staged, strict=True)]
+
+    def _check(self, job: PlannedJob, plan: RunPlan, result: Sync3Result, staged: Path) -> _Checked:
+        face_box = job.face_box
+        mouth = mouth_box_of(face_box) if face_box else None
+        payload = job.request.to_wire()
+        source = Path(plan.video_ref)
+        report = check_output(
+            staged,
+            source=source,
+            request_payload=payload,
+            thresholds=self.settings.quality,
+            face_box=face_box,
+            mouth_box=mouth,
+            nsfw_flag=result.nsfw_content,
+            lipsync_expected=not (self.offline or result.emulated),
+            quarantine_flagged=False,  # delivery decides where every output goes
+        )
+        pictures = write_pictures(
+            report, output=staged, source=source, request_payload=payload, mouth_box=mouth
+        )
+        return _Checked(result, staged, report, list(pictures.values()))
+
+    def _deliver(self, job: PlannedJob, checked: list[_Checked], outcome: LanguageOutput) -> None:
+        # The best verdict is delivered under the job's name; the other variations are alternates.
+        order = sorted(range(len(checked)), key=lambda i: SEVERITY.index(checked[i].report.verdict))
+        settled: list[Settled] = []
+        for rank, index in enumerate(order):
+            c = checked[index]
+            name = _variation_name(job.output_name, rank)
+            settled.append(
+                settle(c.staged, c.report, c.pictures, out_dir=self.out_dir, name=name, policy=self.policy)
+            )
+            c.staged.with_name(f".{c.staged.name}.video-uuid").unlink(missing_ok=True)
+        best, best_report = settled[0], checked[order[0]].report
+        outcome.verdict = worst([c.report.verdict for c in checked])
+        outcome.report = str(best.report)
+        outcome.pictures = [str(p) for s in settled for p in s.pictures]
+        outcome.failed_checks = failed_checks(best_report)
+        outcome.output = None if best.quarantined else str(best.video)
+        outcome.quarantined_to = str(best.video) if best.quarantined else None
+        outcome.held = best.held
+        outcome.extra_outputs = [str(s.video) for s in settled[1:] if not s.quarantined]
+
+
+def _variation_name(name: str, index: int) -> str:
+    if index == 0:
+        return name
+    path = Path(name)
+    return f"{path.stem}.{index + 1}{path.suffix}"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _still_delivered(outcome: LanguageOutput) -> bool:
+    """A recorded outcome counts only while what it points at is still there."""
+    kept = outcome.output or outcome.quarantined_to
+    return kept is not None and Path(kept).exists()
+
+
+async def _render(job: PlannedJob) -> list[Path]:
+    return [
+        await asyncio.to_thread(render_audio_op, planned.op, Path(planned.output_path).parent)
+        for planned in job.audio_ops
+    ]
+
+
+async def run_jobs(
+    runner: JobRunner,
+    plan: RunPlan,
+    *,
+    run_one: Callable[[PlannedJob], Awaitable[LanguageOutput]] | None = None,
+    on_done: Callable[[LanguageOutput], Awaitable[None]] | None = None,
+) -> list[LanguageOutput]:
+    """Every job of the plan, `settings.concurrency` at a time; one job's failure never stops another."""
+    limit = asyncio.Semaphore(runner.settings.concurrency)
+    go = run_one or (lambda job: runner.run(job, plan))
+
+    async def one(job: PlannedJob) -> LanguageOutput:
+        async with limit:
+            try:
+                output = await go(job)
+            except Exception as exc:  # a bug or a local failure: the other paid jobs go on
+                log.exception("%s: the job failed", job.language)
+                output = LanguageOutput(language=job.language, error=f"{exc.__class__.__name__}: {exc}")
+        if on_done is not None:
+            await on_done(output)
+        return output
+
+    return list(await asyncio.gather(*(one(job) for job in plan.jobs)))

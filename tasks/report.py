@@ -172,38 +172,51 @@ def failing_checks(outputs: Sequence[LanguageOutput]) -> dict[str, list[CheckRes
     return failing
 
 
+def _money(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
 async def publish_run_summary(
     slug: str, outputs: Sequence[LanguageOutput], *, estimated_cost_usd: float, offline: bool
 ) -> None:
     # Offline, the emulator's price is what the real service would charge, never money spent: the
-    # column and the summary say so, and "spent" is 0.
-    cost_column = "estimate_usd (emulator, not charged)" if offline else "cost_usd"
-    rows: list[dict[str, Any]] = [
-        {
-            "language": o.language,
-            "segments": o.segments,
-            cost_column: "" if o.cost_usd is None else f"{o.cost_usd:.2f}",
-            "verdict": o.verdict or "",
-            "output": o.output or o.quarantined_to or "",
-            "error": o.error or "",
-        }
-        for o in outputs
-    ]
+    # column and the summary say so, and nothing is shown as charged.
+    def estimate(o: LanguageOutput) -> float | None:
+        return o.estimated_cost_usd if o.estimated_cost_usd is not None else o.cost_usd
+
+    rows: list[dict[str, Any]] = []
+    for o in outputs:
+        money = (
+            {"estimate_usd (emulator, not charged)": _money(estimate(o))}
+            if offline
+            else {"cost_usd": _money(o.cost_usd)}
+        )
+        rows.append(
+            {
+                "language": o.language,
+                "segments": o.segments,
+                **money,
+                "verdict": o.verdict or "",
+                "output": o.output or o.quarantined_to or "",
+                "error": o.error or "",
+            }
+        )
     await acreate_table_artifact(
         table=rows, key=artifact_key("lipsync-jobs", slug), description="One row per language of the run."
     )
-    priced = sum(o.cost_usd or 0.0 for o in outputs)
     if offline:
+        would_charge = sum(estimate(o) or 0.0 for o in outputs)
         rows_md = [
             _row("estimated before the run", f"{estimated_cost_usd:.2f}"),
-            _row("what Runware would charge (emulator's price, an estimate)", f"{priced:.2f}"),
+            _row("what Runware would charge (emulator's price, an estimate)", f"{would_charge:.2f}"),
             _row("charged", "0.00"),
         ]
         note = "Local emulator: nothing was sent to Runware and nothing was paid."
     else:
+        charged = sum(o.cost_usd or 0.0 for o in outputs)
         rows_md = [
             _row("estimated before the run", f"{estimated_cost_usd:.2f}"),
-            _row("charged, as reported by Runware (includeCost)", f"{priced:.2f}"),
+            _row("charged, as reported by Runware (includeCost)", f"{charged:.2f}"),
         ]
         note = "Charges as reported by Runware for each task."
     table = "\n".join([_row("", "USD"), _row("---", "---"), *rows_md])

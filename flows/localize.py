@@ -36,6 +36,7 @@ from prefect_lipsync.tasks.planning import plan_segments
 from prefect_lipsync.tasks.report import (
     artifact_key,
     create_progress,
+    failing_checks,
     publish_quality_report,
     publish_run_summary,
     quality_findings_markdown,
@@ -185,7 +186,7 @@ async def apply_quality_policy(
     failed = [o for o in result.outputs if o.verdict == "fail"]
     if not failed:
         return result
-    findings = quality_findings_markdown(failed)
+    findings = quality_findings_markdown(failing_checks(failed))
     if options.quality_policy == "warn":
         logger.warning("Quality checks failed (policy warn, delivered anyway):\n%s", findings)
         return result

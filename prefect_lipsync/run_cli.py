@@ -1,6 +1,7 @@
 """`prefect-lipsync run MANIFEST --out DIR`: runs the `localize_video` flow.
 
-Prefect is imported only when the command runs, so the other commands stay fast.
+The manifest is planned with the core planner first, before Prefect is imported: a bad manifest is
+reported once, as `plan` reports it, in about a second, and no Prefect server is started for it.
 """
 
 from __future__ import annotations
@@ -68,9 +69,16 @@ def run_manifest(
     """Run `localize_video` and print where the outputs are; exit code 0 on success."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # With no PREFECT_API_URL, Prefect starts a temporary server and gives it 20 s by default: too little
+    # on a busy 2-core machine, where the run then dies with a traceback before it starts.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not manifest.exists():
         print(f"prefect-lipsync run: {manifest}: no such manifest", file=sys.stderr)
         return 2
+    problem = _plan_problem(manifest, languages)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from prefect_lipsync.flows.localize import localize_video
 
     run = cast(
@@ -106,6 +114,28 @@ def run_manifest(
             print(f"    warning:  {warning}")
     print(f"\nAll outputs in {out.resolve()}")
     return 0
+
+
+def _plan_problem(manifest: Path, languages: list[str] | None) -> str | None:
+    """What `plan` would say is wrong with the manifest (or the languages asked for); None when it plans."""
+    from prefect_lipsync.manifest.errors import ManifestError
+    from prefect_lipsync.manifest.pipeline import load_and_plan
+    from prefect_lipsync.media.errors import MediaError
+
+    try:
+        plan = load_and_plan(manifest)
+    except ManifestError as exc:
+        return str(exc)
+    except MediaError as exc:  # ffprobe missing and the like: not the manifest's fault
+        return f"prefect-lipsync run: {exc}"
+    planned = [job.language for job in plan.jobs]
+    unknown = [language for language in languages or [] if language not in planned]
+    if unknown:
+        return (
+            f"prefect-lipsync run: {manifest}: no language {', '.join(unknown)} in this manifest\n"
+            f"      fix: pick --language from {', '.join(planned)}"
+        )
+    return None
 
 
 def _findings(report_path: str | None) -> list[str]:

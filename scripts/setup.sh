@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+# The browser test drives Debian's chromium (Playwright cannot download a browser here); PostgreSQL
+# backs the Prefect server tests that need more than SQLite.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "setup: installing ${need_apt[*]} with apt-get"
@@ -17,7 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]} with sudo apt-get"
     sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "setup: please install ${need_apt[*]} (Debian/Ubuntu: apt-get install ${need_apt[*]}; macOS: brew install ffmpeg espeak-ng)" >&2
+    echo "setup: please install ${need_apt[*]} (Debian/Ubuntu: apt-get install ${need_apt[*]}; macOS: brew install ffmpeg espeak-ng chromium postgresql)" >&2
     exit 1
   fi
 fi

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -14,6 +16,8 @@ from prefect.artifacts import (
     acreate_table_artifact,
     aupdate_progress_artifact,
 )
+
+from prefect_lipsync.quality.models import CheckResult
 
 if TYPE_CHECKING:
     from prefect_lipsync.pipeline import LanguageOutput
@@ -54,31 +58,69 @@ async def create_progress(slug: str, total: int) -> Progress:
     return Progress(artifact_id, total)
 
 
+# Characters markdown (CommonMark + GFM) reads as syntax inside a line; a backslash makes each literal.
+# `|` matters most: unescaped in a table cell it ends the cell (a threshold `|output - source| <= 0.1`
+# split its row). Line-start syntax (#, -, 1.) cannot occur: escaped text never starts a line here.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+
+
+def escape_markdown(text: object) -> str:
+    """`text` as literal markdown inline text: syntax characters escaped, line breaks made spaces
+    (a newline inside a table row would end the row)."""
+    flat = " ".join(str(text).splitlines())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+
+
+def code_span(text: object) -> str:
+    """`text` as an inline code span (outside tables), fenced with more backticks than it contains."""
+    flat = " ".join(str(text).splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {flat} {fence}"
+
+
+def _value_text(value: float | int | bool | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _picture_markdown(path: str) -> str:
     picture = Path(path)
     if picture.exists() and picture.stat().st_size <= INLINE_PICTURE_MAX_BYTES:
         data = base64.b64encode(picture.read_bytes()).decode()
-        return f"![{picture.name}](data:image/png;base64,{data})"
-    return f"`{picture}`"
+        return f"![{escape_markdown(picture.name)}](data:image/png;base64,{data})"
+    return code_span(picture)
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def report_markdown(language: str, report: QualityReport, pictures: Sequence[str]) -> str:
+    verdict = _ICONS.get(report.verdict, escape_markdown(report.verdict))
     lines = [
-        f"# Quality report: {language} — {_ICONS.get(report.verdict, report.verdict)}",
+        f"# Quality report: {escape_markdown(language)} — {verdict}",
         "",
-        f"Output: `{report.quarantined_to or report.output}`",
+        f"Output: {code_span(report.quarantined_to or report.output)}",
     ]
     if report.quarantined_to:
         lines += ["", "**Quarantined**: this output was moved aside and must not be delivered."]
-    lines += ["", "| check | status | value | threshold | finding |", "|---|---|---|---|---|"]
+    lines += ["", _row("check", "status", "value", "threshold", "finding"), _row(*["---"] * 5)]
     for check in report.checks:
-        value = "" if check.value is None else str(check.value)
         lines.append(
-            f"| {check.name} | {_ICONS.get(check.status, check.status)} | {value} | {check.threshold or ''} "
-            f"| {check.message} |"
+            _row(
+                escape_markdown(check.name),
+                _ICONS.get(check.status, escape_markdown(check.status)),
+                escape_markdown(_value_text(check.value)),
+                escape_markdown(check.threshold or ""),
+                escape_markdown(check.message),
+            )
         )
     for note in report.notes:
-        lines.append(f"\n_{note}_")
+        lines += ["", f"_{escape_markdown(note)}_"]
     if pictures:
         lines += ["", "## Pictures", ""] + [_picture_markdown(p) for p in pictures]
     return "\n".join(lines)
@@ -94,41 +136,92 @@ async def publish_quality_report(
     )
 
 
-def quality_findings_markdown(outputs: Sequence[LanguageOutput]) -> str:
+def quality_findings_markdown(failing: Mapping[str, Sequence[CheckResult]]) -> str:
+    """A markdown list of the failing checks of each language (language -> its failing checks), each
+    with what was measured and the rule it broke: the findings of the approval form and of the logs.
+    Checks that passed are left out if given."""
     lines = []
-    for output in outputs:
-        lines.append(f"- **{output.language}** ({output.verdict}): report `{output.report}`")
+    for language, checks in failing.items():
+        shown = [c for c in checks if c.status != "pass"]
+        if not shown:
+            lines.append(f"- **{escape_markdown(language)}**: no output (see the run's logs)")
+            continue
+        for check in shown:
+            measured = _value_text(check.value)
+            rule = f"threshold {escape_markdown(check.threshold)}" if check.threshold else "no threshold"
+            value = f"value {escape_markdown(measured)}" if measured else "no value"
+            lines.append(
+                f"- **{escape_markdown(language)}** {escape_markdown(check.status)} "
+                f"{code_span(check.name)}: {value}, {rule}. {escape_markdown(check.message)}"
+            )
     return "\n".join(lines)
+
+
+def failing_checks(outputs: Sequence[LanguageOutput]) -> dict[str, list[CheckResult]]:
+    """Language -> the checks that failed, read from each output's quality report (JSON)."""
+    failing: dict[str, list[CheckResult]] = {}
+    for output in outputs:
+        checks: list[CheckResult] = []
+        if output.report:
+            try:
+                data = json.loads(Path(output.report).read_text(encoding="utf-8"))
+                checks = [CheckResult.model_validate(c) for c in data.get("checks", [])]
+            except (OSError, ValueError):
+                checks = []
+        failing[output.language] = [c for c in checks if c.status == "fail"]
+    return failing
+
+
+def _money(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 async def publish_run_summary(
     slug: str, outputs: Sequence[LanguageOutput], *, estimated_cost_usd: float, offline: bool
 ) -> None:
-    rows: list[dict[str, Any]] = [
-        {
-            "language": o.language,
-            "segments": o.segments,
-            "cost_usd": "" if o.cost_usd is None else f"{o.cost_usd:.2f}",
-            "verdict": o.verdict or "",
-            "output": o.output or o.quarantined_to or "",
-            "error": o.error or "",
-        }
-        for o in outputs
-    ]
+    # Offline, the emulator's price is what the real service would charge, never money spent: the
+    # column and the summary say so, and nothing is shown as charged.
+    def estimate(o: LanguageOutput) -> float | None:
+        return o.estimated_cost_usd if o.estimated_cost_usd is not None else o.cost_usd
+
+    rows: list[dict[str, Any]] = []
+    for o in outputs:
+        money = (
+            {"estimate_usd (emulator, not charged)": _money(estimate(o))}
+            if offline
+            else {"cost_usd": _money(o.cost_usd)}
+        )
+        rows.append(
+            {
+                "language": o.language,
+                "segments": o.segments,
+                **money,
+                "verdict": o.verdict or "",
+                "output": o.output or o.quarantined_to or "",
+                "error": o.error or "",
+            }
+        )
     await acreate_table_artifact(
         table=rows, key=artifact_key("lipsync-jobs", slug), description="One row per language of the run."
     )
-    spent = sum(o.cost_usd or 0.0 for o in outputs)
-    note = (
-        "Local emulator: nothing was paid; costs are what the emulator's price per second would charge."
-        if offline
-        else "Costs as reported by Runware (includeCost)."
-    )
+    if offline:
+        would_charge = sum(estimate(o) or 0.0 for o in outputs)
+        rows_md = [
+            _row("estimated before the run", f"{estimated_cost_usd:.2f}"),
+            _row("what Runware would charge (emulator's price, an estimate)", f"{would_charge:.2f}"),
+            _row("charged", "0.00"),
+        ]
+        note = "Local emulator: nothing was sent to Runware and nothing was paid."
+    else:
+        charged = sum(o.cost_usd or 0.0 for o in outputs)
+        rows_md = [
+            _row("estimated before the run", f"{estimated_cost_usd:.2f}"),
+            _row("charged, as reported by Runware (includeCost)", f"{charged:.2f}"),
+        ]
+        note = "Charges as reported by Runware for each task."
+    table = "\n".join([_row("", "USD"), _row("---", "---"), *rows_md])
     await acreate_markdown_artifact(
-        markdown=(
-            f"# Cost summary\n\n| | USD |\n|---|---|\n| estimated before the run | {estimated_cost_usd:.2f} |\n"
-            f"| reported by the service | {spent:.2f} |\n\n{note}\n"
-        ),
+        markdown=f"# Cost summary\n\n{table}\n\n{note}\n",
         key=artifact_key("lipsync-cost", slug),
-        description="Estimated and reported cost of the run.",
+        description="Estimated and charged cost of the run.",
     )

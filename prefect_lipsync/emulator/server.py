@@ -108,6 +108,9 @@ def run_emulator(
             ws="websockets-sansio",
             ws_max_size=config.ws_max_message_bytes,
             lifespan="on",
+            # No dictConfig of uvicorn's own: it closes every handler of the host process, and in a
+            # flow that stops Prefect's API log and events workers mid-run (lost events, ERROR lines).
+            log_config=None,
             log_level=log_level,
             access_log=False,
             timeout_graceful_shutdown=2,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.media.cache import default_cache_dir
@@ -55,7 +55,7 @@ class S3Store:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
 
-    def _fs(self):  # type: ignore[no-untyped-def]  # fsspec is untyped
+    def _fs(self) -> Any:  # fsspec is untyped
         from prefect_lipsync.storage.filesystem import s3_filesystem
 
         return s3_filesystem()

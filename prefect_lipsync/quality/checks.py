@@ -268,7 +268,8 @@ def check_output(
 
     def report(checks: list[CheckResult]) -> QualityReport:
         done = QualityReport.from_checks(checks, output=str(output), source=str(source), notes=notes)
-        done.face, done.lipsync = face_note, lipsync
+        done.face_source, done.lipsync = face_note, lipsync
+        done.face_box, done.mouth_box = face_box, mouth_box
         if quarantine_flagged and (safety := done.check("content_safety")) and safety.status == "fail":
             quarantine(output, done)
         return done

@@ -79,8 +79,14 @@ class QualityReport(BaseModel):
     source: str | None = Field(default=None, description="The source video it was compared with.")
     notes: list[str] = Field(default_factory=list, description="Checks that were not run, and why.")
     quarantined_to: str | None = Field(default=None, description="Where a flagged output was moved.")
-    face: str | None = Field(
+    face_source: str | None = Field(
         default=None, description="Where the face box of the region checks came from (plan or finder)."
+    )
+    face_box: tuple[int, int, int, int] | None = Field(
+        default=None, description="The face box the region checks used (x1, y1, x2, y2)."
+    )
+    mouth_box: tuple[int, int, int, int] | None = Field(
+        default=None, description="The mouth box of mouth_changed and lipsync_offset (x1, y1, x2, y2)."
     )
     lipsync: list[LipsyncSegment] = Field(
         default_factory=list, description="The lip-sync measure per segment (check lipsync_offset)."

@@ -15,12 +15,13 @@ import numpy.typing as npt
 
 from prefect_lipsync.media.ffmpeg_runner import run_process
 from prefect_lipsync.quality.avsync import decode_pcm16k
+from prefect_lipsync.quality.face import mouth_box_of
 
 SIZE = (320, 240)
 FPS = 25
 RATE = 16000
 FACE_BOX = (110, 40, 210, 190)  # x1, y1, x2, y2 of the drawn face
-MOUTH_BOX = (135, 135, 185, 175)  # where its mouth opens
+MOUTH_BOX = mouth_box_of(FACE_BOX)  # where its mouth opens: where the checks look for a frontal mouth
 
 
 def speech_envelope(speech: Path, frames: int) -> npt.NDArray[np.float64]:

@@ -149,8 +149,11 @@ def analysis_args(
     thresholds: QualityThresholds,
     grab: FrameGrab | None = None,
     mouth: MouthCrop | None = None,
+    freeze: bool = True,
 ) -> list[str]:
-    """The ffmpeg arguments of the single analysis pass (built in this one place)."""
+    """The ffmpeg arguments of the single analysis pass (built in this one place).
+
+    `freeze=False` leaves out freezedetect, which costs about as much as the decode itself."""
     t = thresholds
     graph: list[str] = []
     maps: list[str] = []
@@ -162,16 +165,17 @@ def analysis_args(
             graph.append(f"[0:v:0]split=2[vall][vmouth];[vmouth]{mouth.filter()}[mouth]")
             video_in = "[vall]"
             extra_outputs += _raw_output("mouth", mouth.folder / "mouth.gray")
-        detect = (
-            f"{video_in}blackdetect=d={t.black_min_s:g}:pix_th={t.black_pixel_threshold:g},"
-            f"freezedetect=n={t.freeze_noise_db:g}dB:d={t.freeze_min_s:g}"
-        )
+        detect = f"{video_in}blackdetect=d={t.black_min_s:g}:pix_th={t.black_pixel_threshold:g}"
+        if freeze:
+            detect += f",freezedetect=n={t.freeze_noise_db:g}dB:d={t.freeze_min_s:g}"
         if grab is None:
             graph.append(detect + "[vout]")
             maps += ["-map", "[vout]"]
         else:
-            # The detectors see every frame; only the chosen ones go on to a file.
-            graph.append(f"{detect},{grab.select()},format=gray[vgrab]")
+            # The detectors see every frame; only the chosen ones go on to a file. Every frame also
+            # goes to the null output, so its clock (`time=`) shows where decoding really stopped.
+            graph.append(f"{detect},split=2[vout][vsel];[vsel]{grab.select()},format=gray[vgrab]")
+            maps += ["-map", "[vout]"]
             grabbed = [("vgrab", "output.gray")]
             if grab.reference is not None:
                 graph.append(f"[1:v:0]{grab.select()},format=gray[rgrab]")
@@ -219,6 +223,7 @@ def analyze(
     thresholds: QualityThresholds | None = None,
     grab: FrameGrab | None = None,
     mouth: MouthCrop | None = None,
+    freeze: bool = True,
     timeout: float = 600.0,
 ) -> Findings:
     """Decode `path` once through all analysis filters; `pcm` also returns its audio as 16 kHz mono,
@@ -236,6 +241,7 @@ def analyze(
         thresholds=thresholds or QualityThresholds(),
         grab=grab,
         mouth=mouth,
+        freeze=freeze,
     )
     completed = run_ffmpeg(args, timeout=timeout, path=path)
     found = parse_filter_log(completed.stderr.decode("utf-8", "replace"))

@@ -4,7 +4,8 @@ Cost: two ffprobe runs (one with a shared `SourceAnalysis`), ONE decode of the o
 every analysis filter (plus its audio as 16 kHz PCM, the frames the SSIM checks compare and the
 mouth crop of every frame), one decode of each submitted audio file. Without a shared analysis
 of the source, the source is decoded in the same run as the output for its frames, and once more
-only when the output shows black or frozen stretches (to see whether the source has them too).
+only when the output shows black or frozen stretches (to see whether the source has them too);
+with one, the source is decoded again only for frozen stretches, once per run.
 The checks themselves live by subject: container_checks, audio_checks, picture_checks,
 lipsync_check, safety.
 """
@@ -169,7 +170,8 @@ def _audio_results(run: _Run, found: Findings, local_media: LocalMedia | None) -
 def _source_stretches(run: _Run, found: Findings) -> Findings:
     """The source's own black and frozen stretches, decoding it only when the output has some."""
     if run.analysis is not None:
-        return run.analysis.findings
+        frozen = run.analysis.frozen(run.t, run.timeout) if found.freeze else []
+        return Findings(black=run.analysis.findings.black, freeze=frozen)
     if found.black or found.freeze:
         return analyze(run.source, video=True, audio=False, thresholds=run.t, timeout=run.timeout)
     return Findings()

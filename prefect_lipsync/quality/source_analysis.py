@@ -1,14 +1,17 @@
 """One analysis of a source per run, shared by pre-flight and the checks of all its languages.
 
-One ffprobe and ONE full decode of the source's video (black and frozen stretches, decode errors,
-where decoding stops), keeping the gray frames the checks of every language will compare with
-(the SSIM samples and pre-flight's face samples), and the face found in them. Without it, each
-language's pre-flight and checks decode the source again.
+One ffprobe and ONE full decode of the source's video (black stretches, decode errors, where
+decoding stops), keeping the gray frames the checks of every language will compare with (the
+SSIM samples and pre-flight's face samples), and the face found in them. The source's frozen
+stretches matter only when an output shows some, and freezedetect costs about a decode, so they
+are found on first need, once per run. Without an analysis, each language's pre-flight and
+checks decode the source again.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,7 +24,7 @@ import numpy as np
 from prefect_lipsync.quality.analysis import Findings, FrameGrab, analyze
 from prefect_lipsync.quality.face import Box, FaceFinder, FoundFace, find_face
 from prefect_lipsync.quality.frames import Frame, sample_frames
-from prefect_lipsync.quality.models import QualityThresholds
+from prefect_lipsync.quality.models import QualityThresholds, TimeRange
 from prefect_lipsync.quality.payload import PlannedSegment, planned_segments
 from prefect_lipsync.quality.picture_checks import sample_times
 from prefect_lipsync.quality.streams import StreamFacts, probe_streams
@@ -40,6 +43,16 @@ class SourceAnalysis:
     findings: Findings  # of a full decode of the video: black, frozen, errors, decoded_until
     frames: dict[int, Frame] = field(default_factory=dict)  # gray, full size, by frame number
     face: FoundFace | None = None  # the face found in the frames (None: none found, or not looked for)
+    _frozen: list[TimeRange] | None = field(default=None, repr=False)
+    _frozen_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def frozen(self, thresholds: QualityThresholds, timeout: float = 600.0) -> list[TimeRange]:
+        """The source's frozen stretches, found on the first call (one more decode per run, not per language)."""
+        with self._frozen_lock:  # languages may be checked in parallel threads
+            if self._frozen is None:
+                found = analyze(self.path, video=True, audio=False, thresholds=thresholds, timeout=timeout)
+                self._frozen = found.freeze
+            return self._frozen
 
     def frame_number(self, t: float) -> int:
         return int(Fraction(t) * (self.facts.fps or 25))
@@ -137,7 +150,9 @@ def analyze_source(
     middles = tuple(float((k + Fraction(1, 2)) / fps) for k in numbers)  # a time inside each frame
     with tempfile.TemporaryDirectory(prefix="lipsync-source-") as folder:
         grab = FrameGrab(times=middles, fps=fps, size=size, reference=None, folder=Path(folder))
-        found = analyze(source, video=True, audio=False, thresholds=t, grab=grab, timeout=timeout)
+        found = analyze(
+            source, video=True, audio=False, thresholds=t, grab=grab, freeze=False, timeout=timeout
+        )
     kept = found.frames
     if len(kept) != len(numbers):
         # A variable frame rate selects more or fewer frames than asked: seek to each instead.

@@ -77,7 +77,14 @@ class DlibFaceFinder:
 
         self._dlib: Any = dlib
         self._detector: Any = dlib.get_frontal_face_detector()
-        self._predictor: Any = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+        self._landmarks_file = face_recognition_models.pose_predictor_model_location()
+        self._loaded: Any = None
+
+    def _predictor(self) -> Any:
+        # The 68-point model is 100 MB: read on the first face found, not on every start.
+        if self._loaded is None:
+            self._loaded = self._dlib.shape_predictor(self._landmarks_file)
+        return self._loaded
 
     def find(self, gray: GrayFrame) -> list[FoundFace]:
         image = np.ascontiguousarray(gray)
@@ -86,7 +93,7 @@ class DlibFaceFinder:
         upsample = 1 if max(image.shape[:2]) < 800 else 0
         for rect in self._detector(image, upsample):
             face = _clip((rect.left(), rect.top(), rect.right(), rect.bottom()), image.shape)
-            shape = self._predictor(image, rect)
+            shape = self._predictor()(image, rect)
             xs = [shape.part(i).x for i in _MOUTH_POINTS]
             ys = [shape.part(i).y for i in _MOUTH_POINTS]
             # The lips' box grown by a third of the mouth's width: an open jaw leaves it otherwise.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefect_lipsync.manifest.plan_models import PlannedJob
 from prefect_lipsync.quality.checks import check_output
 from prefect_lipsync.quality.face import Box, FoundFace, mouth_box_of
 from prefect_lipsync.quality.frames import sample_frames
@@ -42,18 +43,22 @@ def _as_box(value: Any) -> Box | None:
     return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
 
 
-def job_request(job: Any) -> dict[str, Any]:
+PlannedJobLike = PlannedJob | Mapping[str, Any]
+"""A `PlannedJob`, or one job of `prefect-lipsync plan --json` (`request`, optional `face_box`)."""
+
+
+def job_request(job: PlannedJobLike) -> dict[str, Any]:
     """The wire payload of a `PlannedJob` or of a `plan --json` job."""
-    if isinstance(job, Mapping):
-        request = job.get("request")
-        return dict(request) if isinstance(request, Mapping) else {}
-    wire: dict[str, Any] = job.request.to_wire()
-    return wire
+    if isinstance(job, PlannedJob):
+        return job.request.to_wire()
+    request = job.get("request")
+    return dict(request) if isinstance(request, Mapping) else {}
 
 
-def job_face_box(job: Any) -> Box | None:
+def job_face_box(job: PlannedJobLike) -> Box | None:
     """The planned face box (`face_box`: x1, y1, x2, y2), if the plan has one."""
-    value = job.get("face_box") if isinstance(job, Mapping) else getattr(job, "face_box", None)
+    # getattr: PlannedJob.face_box is optional in the planner's model.
+    value = getattr(job, "face_box", None) if isinstance(job, PlannedJob) else job.get("face_box")
     return _as_box(value)
 
 
@@ -96,7 +101,7 @@ def choose_face(
 def check_planned_output(
     output: Path,
     source: Path,
-    job: Any,
+    job: PlannedJobLike,
     thresholds: QualityThresholds | None = None,
     *,
     nsfw_flag: bool | None,

@@ -78,6 +78,18 @@ def test_lips_200_ms_late_fail_with_the_lag_measured(faces: Faces) -> None:
     assert check.at and check.at[0].start < 1.0 < check.at[0].end  # where: the measured window
 
 
+def test_without_a_face_box_in_the_plan_the_face_finder_gives_it(faces: Faces) -> None:
+    from prefect_lipsync.manifest.plan_models import PlannedJob
+
+    job = PlannedJob(language="es", kind="audio", request=Sync3Request.model_validate(faces.job["request"]),
+                     output_name="late.mp4", video_duration=DURATION)
+    report = check_planned_output(faces.late, faces.still, job, nsfw_flag=None, lipsync_expected=True)
+    # dlib finds even the drawn face (its landmarks put the mouth around the drawn one).
+    assert report.face_source == "face found by dlib-68-landmarks" and report.face_box is not None
+    check = report.check("lipsync_offset")
+    assert check is not None and check.status == "fail" and abs(float(check.value or 0) - 200) <= 40
+
+
 def test_a_still_mouth_warns_that_no_lip_movement_was_found(faces: Faces) -> None:
     report = _check(faces, faces.still, expected=False)
     check = report.check("lipsync_offset")

@@ -100,13 +100,15 @@ def build(root: Path, seconds: float) -> tuple[Path, Path, dict[str, object]]:
     return source, output, payload
 
 
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def median_times(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median seconds of each function, run round-robin so a change of load hits all of them alike."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for k, fn in enumerate(fns):
+            started = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - started)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> int:
@@ -153,26 +155,19 @@ def main() -> int:
 
             return run
 
-        rows = [("baseline: ffmpeg -i OUT -f null -", median_time(plain, args.repeat), "")]
-        rows.append(("checks (plan, no face box)", median_time(checks, args.repeat), verdicts["checks"]))
-        rows.append(
-            ("checks + face/mouth SSIM", median_time(checks_face, args.repeat), verdicts["checks+face"])
-        )
-        rows.append(("source analysis (once per run)", median_time(source_analysis, args.repeat), ""))
-        rows.append(
-            (
-                "planned checks + lipsync, shared src",
-                median_time(planned(shared["analysis"]), args.repeat),
-                verdicts["planned"],
-            )
-        )
-        rows.append(
-            (
-                "planned checks + lipsync, alone",
-                median_time(planned(None), args.repeat),
-                verdicts["planned alone"],
-            )
-        )
+        source_analysis()  # the planned checks with a shared analysis need one before their first round
+        named = [
+            ("baseline: ffmpeg -i OUT -f null -", plain, None),
+            ("checks (plan, no face box)", checks, "checks"),
+            ("checks + face/mouth SSIM", checks_face, "checks+face"),
+            ("source analysis (once per run)", source_analysis, None),
+            ("planned checks + lipsync, shared src", planned(shared["analysis"]), "planned"),
+            ("planned checks + lipsync, alone", planned(None), "planned alone"),
+        ]
+        medians = median_times([fn for _, fn, _ in named], args.repeat)
+        rows = [
+            (name, m, verdicts[key] if key else "") for (name, _, key), m in zip(named, medians, strict=True)
+        ]
     base = rows[0][1]
     print(f"{'run':38} {'median s':>9} {'ratio':>7}  verdict")
     for name, seconds, verdict in rows:

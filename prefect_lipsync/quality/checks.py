@@ -100,6 +100,15 @@ def _unreadable(exc: MediaError) -> CheckResult:
     )
 
 
+def _inside(box: Box | None, facts: StreamFacts) -> Box | None:
+    """`box` clipped to the picture (a plan's box may reach past it); None when nothing is left."""
+    if box is None or not (facts.width and facts.height):
+        return None
+    x1, y1 = max(0, box[0]), max(0, box[1])
+    x2, y2 = min(facts.width, box[2]), min(facts.height, box[3])
+    return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
+
+
 def _decode_output(run: _Run, folder: Path) -> Findings:
     """The one analysis pass of the output, keeping what the picture checks need."""
     src, t = run.src, run.t
@@ -113,7 +122,8 @@ def _decode_output(run: _Run, folder: Path) -> Findings:
             reference=None if shared is not None else run.source,
             folder=folder,
         )
-    mouth = MouthCrop.of(run.mouth_box, folder) if run.lipsync_measured and run.mouth_box else None
+    crop = _inside(run.mouth_box, run.out) if run.lipsync_measured else None
+    mouth = MouthCrop.of(crop, folder) if crop is not None else None
     pcm = run.has_audio and (bool(run.segments) or mouth is not None)
     found = analyze(
         run.output,
@@ -220,8 +230,13 @@ def _picture_results(run: _Run, found: Findings) -> list[CheckResult]:
 def _lipsync_results(run: _Run, found: Findings) -> list[CheckResult]:
     if not run.measure_lipsync:
         return []
-    if not run.lipsync_measured:
-        what = "no mouth box" if run.mouth_box is None else "the output lacks video or audio"
+    if not run.lipsync_measured or found.mouth_crops is None:
+        if run.mouth_box is None:
+            what = "no mouth box"
+        elif not (run.has_video and run.has_audio):
+            what = "the output lacks video or audio"
+        else:
+            what = f"the mouth box {run.mouth_box} is outside the picture"
         run.notes.append(f"Lip sync (lipsync_offset) was not measured: {what}.")
         return []
     fps = run.out.fps or run.src.fps

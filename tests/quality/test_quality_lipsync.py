@@ -232,3 +232,10 @@ def test_cli_refuses_a_malformed_face_box_naming_the_job(faces: Faces, tmp_path:
                            str(faces.still), "--plan", str(plan)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "face_box" in done.stderr and "'es'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_planned_face_box_past_the_picture_is_noted_not_raised(faces: Faces) -> None:
+    job = {**faces.job, "face_box": [300, 220, 900, 900]}  # the picture is 320x240: its mouth box is outside
+    report = check_planned_output(faces.late, faces.still, job, nsfw_flag=None, lipsync_expected=True)
+    assert report.check("lipsync_offset") is None
+    assert any("outside the picture" in note for note in report.notes)

@@ -7,7 +7,12 @@ x264 veryfast, the lines mixed at their segments), then times, in the same run:
   baseline      ffmpeg -i OUT -f null -   (one plain decode of the output)
   checks        check_output(...) with the plan (segments, submitted audio): every check
   checks+face   the same with a face and mouth box (SSIM on sampled frames of both files)
-and prints each median with its ratio to the baseline. Target: checks <= 2.0x.
+  source analysis    analyze_source(...): the ONE decode of the source per run, shared by pre-flight
+                     and the checks of every language (measured once, reported on its own)
+  planned checks     check_planned_output(...) given that analysis: every check the flow runs, with
+                     the plan's face box, face/mouth SSIM and lipsync_offset (per language)
+  planned, alone     the same without a shared analysis (the source decoded again for this language)
+and prints each median with its ratio to the baseline. Target: checks with face SSIM <= 2.0x.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pathlib import Path
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
 from prefect_lipsync.media.synth import face_box, make_talking_card, mouth_box, speak
 from prefect_lipsync.quality.checks import check_output
+from prefect_lipsync.quality.planned import check_planned_output
+from prefect_lipsync.quality.source_analysis import SourceAnalysis, analyze_source
 from prefect_lipsync.quality.streams import probe_streams
 
 SIZE = (1280, 720)
@@ -93,13 +100,15 @@ def build(root: Path, seconds: float) -> tuple[Path, Path, dict[str, object]]:
     return source, output, payload
 
 
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def median_times(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median seconds of each function, run round-robin so a change of load hits all of them alike."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for k, fn in enumerate(fns):
+            started = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - started)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> int:
@@ -129,15 +138,46 @@ def main() -> int:
             )
             verdicts["checks+face"] = report.verdict
 
-        rows = [("baseline: ffmpeg -i OUT -f null -", median_time(plain, args.repeat), "")]
-        rows.append(("checks (plan, no face box)", median_time(checks, args.repeat), verdicts["checks"]))
-        rows.append(
-            ("checks + face/mouth SSIM", median_time(checks_face, args.repeat), verdicts["checks+face"])
-        )
+        job = {"language": "es", "request": payload, "face_box": list(face_box(*SIZE))}
+        shared: dict[str, SourceAnalysis] = {}
+
+        def source_analysis() -> None:
+            shared["analysis"] = analyze_source(source, request_payloads=[payload])
+
+        def planned(analysis: SourceAnalysis | None) -> Callable[[], None]:
+            def run() -> None:
+                report = check_planned_output(
+                    output, source, job, nsfw_flag=None, lipsync_expected=False, source_analysis=analysis
+                )
+                key = "planned" if analysis else "planned alone"
+                lipsync = report.check("lipsync_offset")
+                verdicts[key] = f"{report.verdict} (lipsync_offset {lipsync.status if lipsync else 'absent'})"
+
+            return run
+
+        source_analysis()  # the planned checks with a shared analysis need one before their first round
+        named = [
+            ("baseline: ffmpeg -i OUT -f null -", plain, None),
+            ("checks (plan, no face box)", checks, "checks"),
+            ("checks + face/mouth SSIM", checks_face, "checks+face"),
+            ("source analysis (once per run)", source_analysis, None),
+            ("planned checks + lipsync, shared src", planned(shared["analysis"]), "planned"),
+            ("planned checks + lipsync, alone", planned(None), "planned alone"),
+        ]
+        medians = median_times([fn for _, fn, _ in named], args.repeat)
+        rows = [
+            (name, m, verdicts[key] if key else "") for (name, _, key), m in zip(named, medians, strict=True)
+        ]
     base = rows[0][1]
-    print(f"{'run':36} {'median s':>9} {'ratio':>7}  verdict")
+    print(f"{'run':38} {'median s':>9} {'ratio':>7}  verdict")
     for name, seconds, verdict in rows:
-        print(f"{name:36} {seconds:9.2f} {seconds / base:6.2f}x  {verdict}")
+        print(f"{name:38} {seconds:9.2f} {seconds / base:6.2f}x  {verdict}")
+    analysis_s, per_language = rows[3][1], rows[4][1]
+    for languages in (1, 2, 4):
+        each = per_language + analysis_s / languages
+        print(
+            f"a run of {languages} language(s): {each:.2f} s per language = {each / base:.2f}x (analysis shared)"
+        )
     return 0
 
 

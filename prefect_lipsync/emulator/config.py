@@ -66,6 +66,10 @@ class EmulatorConfig:
     """Largest WebSocket message accepted (a mediaStorage upload of a video is one message)."""
     render_timeout: float = 300.0
     max_parallel_renders: int = 2
+    variation_audio_offsets: tuple[float, ...] = ()
+    """Seconds the audio of each variation of a numberResults > 1 task is moved against the picture
+    (positive: later), by result index; a result past the tuple's end gets 0. Makes the variations
+    differ, as a model's do, so that choosing the best of N can be tested. Empty: all alike."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -88,6 +92,10 @@ class EmulatorConfig:
             raise ValueError(f"max_parallel_fetches must be at least 1, got {self.max_parallel_fetches}")
         if self.ttl < 1:
             raise ValueError(f"ttl must be at least 1 second, got {self.ttl}")
+        if any(abs(v) > 10.0 for v in self.variation_audio_offsets):
+            raise ValueError(
+                f"variation_audio_offsets must be within +-10 s, got {list(self.variation_audio_offsets)}"
+            )
         if self.api_key is not None and not self.api_key:
             raise ValueError("api_key must not be empty (use None to accept any key)")
 
@@ -100,6 +108,8 @@ class EmulatorConfig:
             raise TypeError(f"unknown emulator option(s): {', '.join(unknown)}")
         if "nsfw_task_uuids" in options:
             options["nsfw_task_uuids"] = frozenset(options["nsfw_task_uuids"])
+        if "variation_audio_offsets" in options:
+            options["variation_audio_offsets"] = tuple(float(v) for v in options["variation_audio_offsets"])
         if options.get("storage_dir") is not None:
             options["storage_dir"] = Path(options["storage_dir"])
         return cls(**options)

@@ -194,6 +194,20 @@ def _fit(stream: Any, clip: Clip) -> Any:
     return _exact(stream.filter("asetpts", "PTS-STARTPTS"), clip.window)
 
 
+def variation_audio_offset(offsets: tuple[float, ...], index: int) -> float:
+    """The audio offset of result `index` (EmulatorConfig.variation_audio_offsets; 0 past its end)."""
+    return offsets[index] if 0 <= index < len(offsets) else 0.0
+
+
+def _moved(stream: Any, offset: float, length: float) -> Any:
+    """The audio `offset` seconds later (positive) or earlier, still exactly `length` long."""
+    if offset > 0:
+        stream = stream.filter("adelay", f"{round(offset * 1000)}", all=1)
+    elif offset < 0:
+        stream = stream.filter("atrim", start=f"{-offset:.6f}").filter("asetpts", "PTS-STARTPTS")
+    return _exact(stream, length)
+
+
 def build_command(
     *,
     video: Path,
@@ -203,8 +217,12 @@ def build_command(
     output: Path,
     output_format: str,
     quality: int,
+    audio_offset: float = 0.0,
 ) -> Any:
-    """The ffmpeg-python graph writing `output` (format forced, so a temp name is fine)."""
+    """The ffmpeg-python graph writing `output` (format forced, so a temp name is fine).
+
+    `audio_offset` moves the whole audio against the picture (a variation of a numberResults > 1 task).
+    """
     duration = source.duration
     video_in = ffmpeg.input(str(video))
     originals = [p for p in pieces if isinstance(p, Original)]
@@ -236,6 +254,8 @@ def build_command(
             streams.append(_fit(cropped.filter("asetpts", "PTS-STARTPTS"), piece))
     audio = streams[0] if len(streams) == 1 else ffmpeg.concat(*streams, v=0, a=1)
     audio = _exact(audio, duration)
+    if audio_offset:
+        audio = _moved(audio, audio_offset, duration)
     crf = crf_for(output_format, quality)
     # 4:2:0 needs even sizes; an odd-sized source keeps its size in 4:4:4 instead.
     pix_fmt = "yuv420p" if source.width % 2 == 0 and source.height % 2 == 0 else "yuv444p"
@@ -288,8 +308,13 @@ def render(
     segment_audio: list[Path],
     output: Path,
     timeout: float,
+    audio_offset: float = 0.0,
 ) -> Path:
-    """Render one output file atomically (temp file + os.replace). Blocking: call from a thread."""
+    """Render one output file atomically (temp file + os.replace). Blocking: call from a thread.
+
+    `audio_offset` (seconds, positive: later) moves the audio against the picture: how the variations
+    of one task are made to differ (`variation_audio_offset`).
+    """
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".render-", suffix=output.suffix, dir=output.parent)
     os.close(fd)
@@ -314,6 +339,7 @@ def render(
             output=tmp,
             output_format=request.output_format,
             quality=request.output_quality,
+            audio_offset=audio_offset,
         )
         run_stream(command, timeout=timeout, path=output)
         os.replace(tmp, output)

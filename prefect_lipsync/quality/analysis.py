@@ -2,7 +2,8 @@
 
 A single ffmpeg run decodes the file once: the video goes through blackdetect and freezedetect,
 the audio through volumedetect, silencedetect and ebur128, and (optionally) a 16 kHz mono copy of
-the audio comes back on stdout for the A/V offset. Decode errors are the lines ffmpeg tags
+the audio comes back on stdout for the A/V offset, chosen frames are kept for the SSIM checks and
+a small gray crop of the mouth of every frame for the lip-sync check. Decode errors are the lines ffmpeg tags
 `[error]` or worse (`-loglevel level+info`), so no separate `-v error` pass is needed.
 """
 
@@ -41,6 +42,7 @@ class Findings:
     pcm16k: npt.NDArray[np.float32] | None = None
     frames: list[Frame] = field(default_factory=list)
     reference_frames: list[Frame] = field(default_factory=list)
+    mouth_crops: npt.NDArray[np.uint8] | None = None  # frames x height x width, every frame
 
 
 def _float(text: str) -> float:
@@ -94,16 +96,17 @@ def parse_filter_log(stderr: str) -> Findings:
 
 @dataclass(frozen=True)
 class FrameGrab:
-    """Gray frames to keep from the analysis pass, at `times`, from the file and from `reference`.
+    """Gray frames to keep from the analysis pass, at `times`, from the file (and from `reference`).
 
-    The reference (the source) is decoded in the same run, so the checked file is decoded once
-    and no seek replays a group of pictures.
+    A reference (the source) is decoded in the same run, so the checked file is decoded once and no
+    seek replays a group of pictures. Without one, the reference frames come from elsewhere (a
+    shared `SourceAnalysis`).
     """
 
     times: tuple[float, ...]
     fps: Fraction
     size: tuple[int, int]
-    reference: Path
+    reference: Path | None
     folder: Path
 
     def select(self) -> str:
@@ -115,6 +118,28 @@ class FrameGrab:
         return "select='" + "+".join(terms) + "'"
 
 
+@dataclass(frozen=True)
+class MouthCrop:
+    """Keep the `box` of every frame, gray and scaled to `size`, in `folder` (for the lip-sync check)."""
+
+    box: tuple[int, int, int, int]
+    size: tuple[int, int]
+    folder: Path
+
+    @classmethod
+    def of(cls, box: tuple[int, int, int, int], folder: Path, max_width: int = 64) -> MouthCrop:
+        # Motion is measured on a small copy: it is what a mouth does, not its detail, that counts.
+        x1, y1, x2, y2 = box
+        w, h = max(2, x2 - x1), max(2, y2 - y1)
+        if w > max_width:
+            w, h = max_width, max(2, round(h * max_width / w))
+        return cls(box=(x1, y1, x1 + max(2, x2 - x1), y1 + max(2, y2 - y1)), size=(w, h), folder=folder)
+
+    def filter(self) -> str:
+        x1, y1, x2, y2 = self.box
+        return f"crop={x2 - x1}:{y2 - y1}:{x1}:{y1},scale={self.size[0]}:{self.size[1]},format=gray"
+
+
 def analysis_args(
     path: Path,
     *,
@@ -123,37 +148,41 @@ def analysis_args(
     pcm: bool,
     thresholds: QualityThresholds,
     grab: FrameGrab | None = None,
+    mouth: MouthCrop | None = None,
+    freeze: bool = True,
 ) -> list[str]:
-    """The ffmpeg arguments of the single analysis pass (built in this one place)."""
+    """The ffmpeg arguments of the single analysis pass (built in this one place).
+
+    `freeze=False` leaves out freezedetect, which costs about as much as the decode itself."""
     t = thresholds
     graph: list[str] = []
     maps: list[str] = []
     extra_outputs: list[str] = []
     inputs = ["-i", str(path)]
     if video:
-        detect = (
-            f"[0:v:0]blackdetect=d={t.black_min_s:g}:pix_th={t.black_pixel_threshold:g},"
-            f"freezedetect=n={t.freeze_noise_db:g}dB:d={t.freeze_min_s:g}"
-        )
+        video_in = "[0:v:0]"
+        if mouth is not None:
+            graph.append(f"[0:v:0]split=2[vall][vmouth];[vmouth]{mouth.filter()}[mouth]")
+            video_in = "[vall]"
+            extra_outputs += _raw_output("mouth", mouth.folder / "mouth.gray")
+        detect = f"{video_in}blackdetect=d={t.black_min_s:g}:pix_th={t.black_pixel_threshold:g}"
+        if freeze:
+            detect += f",freezedetect=n={t.freeze_noise_db:g}dB:d={t.freeze_min_s:g}"
         if grab is None:
             graph.append(detect + "[vout]")
             maps += ["-map", "[vout]"]
         else:
-            # The detectors see every frame; only the chosen ones go on to a file.
-            graph.append(f"{detect},{grab.select()},format=gray[vgrab]")
-            graph.append(f"[1:v:0]{grab.select()},format=gray[rgrab]")
-            inputs += ["-i", str(grab.reference)]
-            for label, name in (("vgrab", "output.gray"), ("rgrab", "reference.gray")):
-                extra_outputs += [
-                    "-map",
-                    f"[{label}]",
-                    "-fps_mode",
-                    "passthrough",
-                    "-f",
-                    "rawvideo",
-                    "-y",
-                    str(grab.folder / name),
-                ]
+            # The detectors see every frame; only the chosen ones go on to a file. Every frame also
+            # goes to the null output, so its clock (`time=`) shows where decoding really stopped.
+            graph.append(f"{detect},split=2[vout][vsel];[vsel]{grab.select()},format=gray[vgrab]")
+            maps += ["-map", "[vout]"]
+            grabbed = [("vgrab", "output.gray")]
+            if grab.reference is not None:
+                graph.append(f"[1:v:0]{grab.select()},format=gray[rgrab]")
+                inputs += ["-i", str(grab.reference)]
+                grabbed.append(("rgrab", "reference.gray"))
+            for label, name in grabbed:
+                extra_outputs += _raw_output(label, grab.folder / name)
     if audio:
         measure = (
             f"volumedetect,silencedetect=noise={t.silence_noise_db:g}dB:d={t.silence_min_s:g},"
@@ -174,6 +203,10 @@ def analysis_args(
     return args
 
 
+def _raw_output(label: str, path: Path) -> list[str]:
+    return ["-map", f"[{label}]", "-fps_mode", "passthrough", "-f", "rawvideo", "-y", str(path)]
+
+
 def _read_gray(path: Path, size: tuple[int, int]) -> list[Frame]:
     width, height = size
     data = path.read_bytes() if path.exists() else b""
@@ -189,15 +222,26 @@ def analyze(
     pcm: bool = False,
     thresholds: QualityThresholds | None = None,
     grab: FrameGrab | None = None,
+    mouth: MouthCrop | None = None,
+    freeze: bool = True,
     timeout: float = 600.0,
 ) -> Findings:
     """Decode `path` once through all analysis filters; `pcm` also returns its audio as 16 kHz mono,
-    `grab` also the frames at chosen times of it and of a reference file."""
+    `grab` also the frames at chosen times of it (and of a reference file), `mouth` the mouth crop
+    of every frame."""
     if not video and not audio:
         return Findings()
     grab = grab if video else None
+    mouth = mouth if video else None
     args = analysis_args(
-        path, video=video, audio=audio, pcm=pcm, thresholds=thresholds or QualityThresholds(), grab=grab
+        path,
+        video=video,
+        audio=audio,
+        pcm=pcm,
+        thresholds=thresholds or QualityThresholds(),
+        grab=grab,
+        mouth=mouth,
+        freeze=freeze,
     )
     completed = run_ffmpeg(args, timeout=timeout, path=path)
     found = parse_filter_log(completed.stderr.decode("utf-8", "replace"))
@@ -205,7 +249,13 @@ def analyze(
         found.pcm16k = pcm_to_float(completed.stdout)
     if grab is not None:
         found.frames = _read_gray(grab.folder / "output.gray", grab.size)
-        found.reference_frames = _read_gray(grab.folder / "reference.gray", grab.size)
+        if grab.reference is not None:
+            found.reference_frames = _read_gray(grab.folder / "reference.gray", grab.size)
+    if mouth is not None:
+        crops = _read_gray(mouth.folder / "mouth.gray", mouth.size)
+        found.mouth_crops = (
+            np.stack(crops) if crops else np.zeros((0, mouth.size[1], mouth.size[0]), np.uint8)
+        )
     return found
 
 

@@ -16,8 +16,8 @@ class PlanError(Exception):
     """The plan file cannot be used; the message says why."""
 
 
-def job_request(plan_path: Path, language: str | None) -> dict[str, Any]:
-    """The sync-3 request of the job for `language` in a `plan --json` file (or of its only job)."""
+def plan_job(plan_path: Path, language: str | None) -> dict[str, Any]:
+    """The job for `language` in a `plan --json` file (or its only job): its `request`, optional `face_box`."""
     try:
         plan = json.loads(plan_path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -45,6 +45,24 @@ def job_request(plan_path: Path, language: str | None) -> dict[str, Any]:
     request = chosen.get("request") if isinstance(chosen, dict) else None
     if not isinstance(request, dict):
         raise PlanError(f"{plan_path}: the job has no 'request' object")
+    box = chosen.get("face_box")
+    if box is not None and not _is_box(box):
+        raise PlanError(
+            f"{plan_path}: job {chosen.get('language')!r}: 'face_box' must be [x1, y1, x2, y2] in pixels "
+            f"with x2 > x1 and y2 > y1, got {box!r}"
+        )
+    return dict(chosen)
+
+
+def _is_box(value: Any) -> bool:
+    numbers = isinstance(value, list) and len(value) == 4
+    numbers = numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    return bool(numbers and value[2] > value[0] and value[3] > value[1])
+
+
+def job_request(plan_path: Path, language: str | None) -> dict[str, Any]:
+    """The sync-3 request of the job for `language` in a `plan --json` file (or of its only job)."""
+    request: dict[str, Any] = plan_job(plan_path, language)["request"]
     return request
 
 
@@ -63,6 +81,11 @@ def report_json(report: QualityReport) -> dict[str, Any]:
         ],
         "notes": report.notes,
         "quarantined_to": report.quarantined_to,
+        "face": {"source": report.face_source, "face_box": report.face_box, "mouth_box": report.mouth_box},
+        "lipsync": [
+            {"segment": s.label, "lag_ms": s.lag_ms, "confidence": s.confidence, "status": s.status}
+            for s in report.lipsync
+        ],
     }
 
 
@@ -79,6 +102,12 @@ def report_table(report: QualityReport) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths) + "  -------")
     lines.append("")
     lines.append(f"verdict: {report.verdict.upper()}  ({report.output})")
+    if report.face_source:
+        lines.append(f"face: {report.face_source}")
+    lines += [
+        f"lip sync: {s.label}: lag {s.lag_ms:+.0f} ms, confidence {s.confidence:.2f} ({s.status})"
+        for s in report.lipsync
+    ]
     lines += [f"note: {note}" for note in report.notes]
     if report.quarantined_to:
         lines.append(f"quarantined to: {report.quarantined_to}")
@@ -86,7 +115,7 @@ def report_table(report: QualityReport) -> str:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from prefect_lipsync.quality.checks import check_output
+    from prefect_lipsync.quality.planned import check_planned_output
 
     output, source = Path(args.output), Path(args.source)
     for label, path in (("output", output), ("source", source)):
@@ -94,10 +123,9 @@ def _run_check(args: argparse.Namespace) -> int:
             print(f"prefect-lipsync check: {label} {path} does not exist", file=sys.stderr)
             return 2
     try:
-        request = job_request(Path(args.plan), args.language) if args.plan else None
-        report = check_output(
-            output, source=source, request_payload=request, lipsync_expected=not args.emulator
-        )
+        # The same entry point as the flow: the same checks, face box included, the same verdict.
+        job = plan_job(Path(args.plan), args.language) if args.plan else {}
+        report = check_planned_output(output, source, job, nsfw_flag=None, lipsync_expected=not args.emulator)
     except PlanError as exc:
         print(f"prefect-lipsync check: {exc}", file=sys.stderr)
         return 2
@@ -117,7 +145,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("output", metavar="OUTPUT", help="The lip-synced video to check.")
     parser.add_argument("--source", required=True, help="The source video it was made from.")
     parser.add_argument(
-        "--plan", help="The planner's `plan --json` output, for segments and submitted audio."
+        "--plan",
+        help="The planner's `plan --json` output, for segments, submitted audio and the face box.",
     )
     parser.add_argument("--language", help="Which job of the plan (needed when it has several).")
     parser.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")

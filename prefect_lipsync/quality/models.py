@@ -56,6 +56,20 @@ class CheckResult(BaseModel):
     at: list[TimeRange] = Field(default_factory=list, description="Where in the file the finding is.")
 
 
+class LipsyncSegment(BaseModel):
+    """The lip-sync measure of one segment, with the curves its picture draws (one value per frame)."""
+
+    label: str = Field(description="Which segment, readable.")
+    start: float = Field(description="Start of the measured window, seconds.")
+    end: float = Field(description="End of the measured window, seconds.")
+    lag_ms: float = Field(description="How late the lips move after the sound (negative: early).")
+    confidence: float = Field(description="How far the correlation's peak stands above its median.")
+    status: Status = Field(description="This segment's verdict.")
+    fps: float = Field(description="Frames per second of the curves.")
+    motion: list[float] = Field(default_factory=list, description="Mouth motion per frame, 0..1.")
+    envelope: list[float] = Field(default_factory=list, description="Audio loudness change per frame, 0..1.")
+
+
 class QualityReport(BaseModel):
     """All checks of one file; the verdict is the worst status among them."""
 
@@ -65,6 +79,18 @@ class QualityReport(BaseModel):
     source: str | None = Field(default=None, description="The source video it was compared with.")
     notes: list[str] = Field(default_factory=list, description="Checks that were not run, and why.")
     quarantined_to: str | None = Field(default=None, description="Where a flagged output was moved.")
+    face_source: str | None = Field(
+        default=None, description="Where the face box of the region checks came from (plan or finder)."
+    )
+    face_box: tuple[int, int, int, int] | None = Field(
+        default=None, description="The face box the region checks used (x1, y1, x2, y2)."
+    )
+    mouth_box: tuple[int, int, int, int] | None = Field(
+        default=None, description="The mouth box of mouth_changed and lipsync_offset (x1, y1, x2, y2)."
+    )
+    lipsync: list[LipsyncSegment] = Field(
+        default_factory=list, description="The lip-sync measure per segment (check lipsync_offset)."
+    )
 
     @classmethod
     def from_checks(
@@ -148,6 +174,17 @@ class QualityThresholds(BaseModel):
         ge=0,
         le=1,
         description="Mean SSIM of the mouth crop inside segments must be below this.",
+    )
+    lipsync_search_ms: float = Field(
+        default=400.0, gt=0, description="How far either way the lips' lag behind the audio is searched."
+    )
+    lipsync_max_offset_ms: float = Field(
+        default=80.0, gt=0, description="Lips within this many ms of the audio pass."
+    )
+    lipsync_min_confidence: float = Field(
+        default=0.3,
+        ge=0,
+        description="Below this confidence no lip movement that follows the audio was found (warns).",
     )
     ssim_samples_max: int = Field(default=8, ge=1, description="Most frames sampled for the SSIM checks.")
     face_samples_per_segment: int = Field(

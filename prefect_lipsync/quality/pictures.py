@@ -1,4 +1,5 @@
-"""Pictures a person can read at a glance: a contact sheet and a timeline, PNGs next to the output."""
+"""Pictures a person can read at a glance, PNGs next to the output: a contact sheet, a timeline, and
+per segment the mouth-motion curve over the audio envelope with the measured lip lag."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ TIMELINE_ROWS = (
     ("frozen_frames", "frozen"),
     ("speech_in_segments", "silence in segment"),
     ("av_offset", "A/V offset"),
+    ("lipsync_offset", "lips off the audio"),
     ("outside_face_unchanged", "picture changed"),
 )
 
@@ -179,6 +181,55 @@ def timeline(
     return _save_atomic(image, path)
 
 
+AUDIO_COLOUR = (66, 133, 244)
+MOUTH_COLOUR = (230, 120, 20)
+
+
+def _curve(
+    draw: ImageDraw.ImageDraw, values: Sequence[float], box: tuple[int, int, int, int], colour: Any
+) -> None:
+    x1, y1, x2, y2 = box
+    if len(values) < 2:
+        return
+    step = (x2 - x1) / (len(values) - 1)
+    points = [(x1 + i * step, y2 - v * (y2 - y1)) for i, v in enumerate(values)]
+    draw.line(points, fill=colour, width=2)
+
+
+def lipsync_picture(report: QualityReport, path: Path) -> Path:
+    """Per segment, the mouth's motion (orange) over the audio envelope's change (blue), with the lag."""
+    width, pad, row_h, label_h, header_h = 1100, 14, 120, 22, 56
+    rows = report.lipsync
+    height = header_h + len(rows) * (row_h + label_h + pad) + pad
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    check = report.check("lipsync_offset")
+    title = f"{Path(report.output).name}: lip sync" + (f", {check.status.upper()}" if check else "")
+    draw.text(
+        (pad, 8), title, fill=STATUS_COLOURS.get(check.status if check else "", (20, 20, 20)), font=_font(16)
+    )
+    draw.text((pad, 30), "blue: audio loudness change", fill=AUDIO_COLOUR, font=_font(13))
+    draw.text((pad + 230, 30), "orange: mouth motion", fill=MOUTH_COLOUR, font=_font(13))
+    for r, seg in enumerate(rows):
+        y = header_h + r * (row_h + label_h + pad)
+        text = (
+            f"{seg.label}: lips {seg.lag_ms:+.0f} ms after the sound, confidence {seg.confidence:.2f} "
+            f"({seg.status}; {seg.start:.2f}-{seg.end:.2f} s)"
+        )
+        draw.text((pad, y), text, fill=STATUS_COLOURS[seg.status], font=_font(13))
+        box = (pad, y + label_h, width - pad, y + label_h + row_h)
+        draw.rectangle(box, fill=(246, 246, 246))
+        _curve(draw, seg.envelope, box, AUDIO_COLOUR)
+        _curve(draw, seg.motion, box, MOUTH_COLOUR)
+        # Where the lag puts the sound's moment in the mouth's curve: a marker one lag from the left edge.
+        span = max(seg.end - seg.start, 1e-3)
+        shift = seg.lag_ms / 1000 * (box[2] - box[0]) / span
+        mid = (box[0] + box[2]) / 2
+        draw.line((mid, box[1], mid, box[3]), fill=(150, 150, 150))
+        draw.line((mid + shift, box[1], mid + shift, box[3]), fill=STATUS_COLOURS[seg.status], width=2)
+    return _save_atomic(image, path)
+
+
 def write_pictures(
     report: QualityReport,
     *,
@@ -188,7 +239,10 @@ def write_pictures(
     mouth_box: Box | None = None,
     timeout: float = 120.0,
 ) -> dict[str, Path]:
-    """Write `<output>.contact.png` and `<output>.timeline.png` beside the output (or its quarantined copy)."""
+    """Write `<output>.contact.png`, `<output>.timeline.png` and, with a lip-sync measure,
+    `<output>.lipsync.png` beside the output (or its quarantined copy). The mouth outlined is
+    `mouth_box`, else the one the checks used."""
+    mouth_box = mouth_box if mouth_box is not None else report.mouth_box
     where = Path(report.quarantined_to) if report.quarantined_to else Path(output)
     src = probe_streams(Path(source), timeout=timeout)
     container = report.check("container")
@@ -203,6 +257,8 @@ def write_pictures(
             segments=segments,
         ),
     }
+    if report.lipsync:
+        pictures["lipsync"] = lipsync_picture(report, where.with_name(where.stem + ".lipsync.png"))
     if readable:
         pictures["contact_sheet"] = contact_sheet(
             where,

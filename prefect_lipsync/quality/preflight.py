@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import cv2
 
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
 from prefect_lipsync.quality.analysis import parse_filter_log, parse_named_volumes
+from prefect_lipsync.quality.face import count_faces, face_finder
 from prefect_lipsync.quality.frames import sample_frames
 from prefect_lipsync.quality.models import CheckResult, QualityReport, QualityThresholds
 from prefect_lipsync.quality.payload import (
@@ -28,11 +26,14 @@ from prefect_lipsync.quality.payload import (
     resolve_media,
     video_ref,
 )
+from prefect_lipsync.quality.source_analysis import (
+    FACE_DETECT_WIDTH,
+    MAX_FACE_SAMPLES,
+    SourceAnalysis,
+    detection_frame,
+    face_sample_times,
+)
 from prefect_lipsync.quality.streams import StreamFacts, probe_streams
-
-FACE_DETECT_WIDTH = 640
-MAX_FACE_SAMPLES = 24
-_CASCADE = "haarcascade_frontalface_default.xml"
 
 
 def _short(exc: Exception) -> str:
@@ -45,9 +46,10 @@ def _source_checks(
     expected_duration: float | None,
     t: QualityThresholds,
     timeout: float,
+    analysis: SourceAnalysis | None = None,
 ) -> tuple[list[CheckResult], StreamFacts | None]:
     try:
-        facts = probe_streams(source, timeout=timeout)
+        facts = analysis.facts if analysis is not None else probe_streams(source, timeout=timeout)
     except MediaError as exc:
         return [
             CheckResult(
@@ -85,8 +87,12 @@ def _source_checks(
         "-",
     ]
     try:
-        found = parse_filter_log(
-            run_ffmpeg(args, timeout=timeout, path=source).stderr.decode("utf-8", "replace")
+        found = (
+            analysis.findings
+            if analysis is not None
+            else parse_filter_log(
+                run_ffmpeg(args, timeout=timeout, path=source).stderr.decode("utf-8", "replace")
+            )
         )
     except MediaError as exc:
         return [
@@ -97,7 +103,8 @@ def _source_checks(
                 message=f"The source does not decode: {_short(exc)}.",
             )
         ], facts
-    measurable_end = facts.audio_count > 0 or t.preflight_full_decode
+    # A shared analysis decodes every frame, so its end is where the video really stops.
+    measurable_end = facts.audio_count > 0 or t.preflight_full_decode or analysis is not None
     short = (
         measurable_end
         and found.decoded_until is not None
@@ -236,45 +243,33 @@ def _audio_checks(
     return checks
 
 
-@lru_cache(maxsize=1)
-def _face_cascade() -> Any:
-    cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / _CASCADE))  # type: ignore[attr-defined]
-    if cascade.empty():
-        raise RuntimeError("OpenCV's frontal face cascade could not be loaded")
-    return cascade
-
-
-def count_faces(gray: Any) -> int:
-    """Frontal faces the Haar cascade finds in a gray frame."""
-    faces = _face_cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-    return len(faces)
-
-
 def _face_check(
-    source: Path, facts: StreamFacts, segments: list[PlannedSegment], t: QualityThresholds, timeout: float
+    source: Path,
+    facts: StreamFacts,
+    segments: list[PlannedSegment],
+    t: QualityThresholds,
+    timeout: float,
+    analysis: SourceAnalysis | None,
 ) -> CheckResult | None:
     if not (facts.width and facts.height and facts.fps):
         return None
-    spans = [(s.start, s.end, s.label) for s in segments] or [(0.0, facts.duration, "the video")]
-    per = max(1, min(t.face_samples_per_segment, MAX_FACE_SAMPLES // len(spans)))
-    times: list[float] = []
-    owners: list[int] = []
-    for i, (start, end, _) in enumerate(spans[:MAX_FACE_SAMPLES]):
-        for k in range(per):
-            times.append(
-                min(start + (end - start) * (k + 1) / (per + 1), max(0.0, facts.duration - facts.frame_s))
-            )
-            owners.append(i)
-    frames = sample_frames(
-        source,
-        times,
-        size=(facts.width, facts.height),
-        fps=facts.fps,
-        width=min(facts.width, FACE_DETECT_WIDTH),
-        timeout=timeout,
-    )
-    seen = {owners[i] for i, frame in enumerate(frames) if count_faces(frame) > 0}
-    missing = [spans[i][2] for i in range(min(len(spans), MAX_FACE_SAMPLES)) if i not in seen]
+    labels = [s.label for s in segments] or ["the video"]
+    times, owners = face_sample_times(segments, facts, t.face_samples_per_segment)
+    shared = analysis.frames_at(times) if analysis is not None else None
+    if shared is not None:
+        frames = [detection_frame(f)[0] for f in shared]
+    else:
+        frames = sample_frames(
+            source,
+            times,
+            size=(facts.width, facts.height),
+            fps=facts.fps,
+            width=min(facts.width, FACE_DETECT_WIDTH),
+            timeout=timeout,
+        )
+    finder = face_finder()
+    seen = {owners[i] for i, frame in enumerate(frames) if count_faces(frame, finder) > 0}
+    missing = [labels[i] for i in range(min(len(labels), MAX_FACE_SAMPLES)) if i not in seen]
     return CheckResult(
         name="face_visible",
         status="warn" if missing else "pass",
@@ -283,9 +278,9 @@ def _face_check(
         message="No frontal face found in "
         + ", ".join(missing[:5])
         + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        + " (drawn characters fool the detector)."
+        + f" ({finder.name}; drawn characters fool the detector)."
         if missing
-        else f"A face is visible in all {len(seen)} sampled stretch(es).",
+        else f"A face is visible in all {len(seen)} sampled stretch(es) ({finder.name}).",
     )
 
 
@@ -324,12 +319,14 @@ def preflight(
     price_per_second: float | None = None,
     budget_usd: float | None = None,
     already_spent_usd: float = 0.0,
+    source_analysis: SourceAnalysis | None = None,
     timeout: float = 300.0,
 ) -> QualityReport:
     """Check one planned job before paying for it; verdict `fail` means do not upload or submit.
 
     `source` defaults to the payload's `inputs.video` (a file:// URI or a key of `local_media`).
     The cost estimate bills the whole source duration (the conservative reading of the pricing).
+    `source_analysis` (made once per run by `analyze_source`) replaces the decode of the source.
     """
     t = thresholds or QualityThresholds()
     notes: list[str] = []
@@ -345,7 +342,7 @@ def preflight(
         )
         return QualityReport.from_checks([check], output=str(ref), source=None, notes=notes)
     source = Path(source)
-    checks, facts = _source_checks(source, expected_fps, expected_duration, t, timeout)
+    checks, facts = _source_checks(source, expected_fps, expected_duration, t, timeout, source_analysis)
     duration = facts.duration if facts else (expected_duration or 0.0)
     segments = planned_segments(request_payload, duration)
     if segments:
@@ -353,7 +350,7 @@ def preflight(
     else:
         notes.append("No audio to check: the request speaks text (TTS) or has no audio.")
     if facts is not None and facts.video_count > 0 and checks[0].status == "pass":
-        face = _face_check(source, facts, segments, t, timeout)
+        face = _face_check(source, facts, segments, t, timeout, source_analysis)
         if face is not None:
             checks.append(face)
     if price_per_second is not None:

@@ -40,6 +40,9 @@ class LanguageOutput(BaseModel):
     failed_checks: list[str] = Field(
         default_factory=list, description="Each failed check: its name, value and threshold."
     )
+    chosen_because: str | None = Field(
+        default=None, description="With several variations: why the delivered one was chosen."
+    )
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
 

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.manifest import PlannedJob
 from prefect_lipsync.media.audio_ops import render_audio_op
+from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.pipeline.delivery import (
     DeliveryPolicy,
     Settled,
@@ -31,11 +32,13 @@ from prefect_lipsync.pipeline.delivery import (
     staging_path,
 )
 from prefect_lipsync.pipeline.journal import JobJournal, JobRecord
-from prefect_lipsync.pipeline.outcome import SEVERITY, LanguageOutput
+from prefect_lipsync.pipeline.outcome import LanguageOutput
 from prefect_lipsync.pipeline.plan import RunPlan
 from prefect_lipsync.pipeline.settings import RunSettings
-from prefect_lipsync.quality import QualityReport, check_output, preflight, write_pictures
-from prefect_lipsync.quality.models import worst
+from prefect_lipsync.quality import QualityReport, preflight, write_pictures
+from prefect_lipsync.quality.bestof import choose_best
+from prefect_lipsync.quality.planned import check_planned_output
+from prefect_lipsync.quality.source_analysis import SourceAnalysis, analyze_source
 from prefect_lipsync.runware.client import RunwareClient, content_task_uuid
 from prefect_lipsync.runware.errors import RunwareError
 from prefect_lipsync.runware.models import Sync3Request, Sync3Result
@@ -67,13 +70,6 @@ async def run_plain(step: Step, work: Callable[[], Awaitable[T]]) -> T:
     return await work()
 
 
-def mouth_box_of(face: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    """Where the mouth is in a frontal face box: the middle half across, 60-80 % down."""
-    x1, y1, x2, y2 = face
-    w, h = x2 - x1, y2 - y1
-    return (x1 + w // 4, y1 + h * 3 // 5, x2 - w // 4, y1 + h * 4 // 5)
-
-
 @dataclass
 class _Checked:
     result: Sync3Result
@@ -100,6 +96,26 @@ class JobRunner:
         self.client, self.settings, self.out_dir = client, settings, out_dir
         self.journal, self.offline, self.policy, self.nonce = journal, offline, policy, nonce
         self.hook: StepHook = hook or run_plain
+        # One analysis of each source per run, shared by all its languages (pre-flight and checks).
+        self._analyses: dict[str, asyncio.Task[SourceAnalysis | None]] = {}
+
+    async def source_analysis(self, plan: RunPlan) -> SourceAnalysis | None:
+        """The run's one decode of the plan's source (None if it cannot be decoded: pre-flight says why)."""
+        task = self._analyses.get(plan.video_ref)
+        if task is None:
+            task = asyncio.ensure_future(asyncio.to_thread(self._analyze, plan))
+            self._analyses[plan.video_ref] = task
+        return await asyncio.shield(task)
+
+    def _analyze(self, plan: RunPlan) -> SourceAnalysis | None:
+        try:
+            return analyze_source(
+                Path(plan.video_ref),
+                request_payloads=[job.request.to_wire() for job in plan.jobs],
+                thresholds=self.settings.quality,
+            )
+        except MediaError:
+            return None
 
     async def run(self, job: PlannedJob, plan: RunPlan) -> LanguageOutput:
         """One job to its outcome; a service error ends up in `outcome.error`, not raised."""
@@ -129,7 +145,10 @@ class JobRunner:
 
         if job.audio_ops:  # pre-flight listens to the audio exactly as it will be uploaded
             await self.hook(step("render-audio", count=len(job.audio_ops)), lambda: _render(job))
-        pre = await self.hook(step("preflight"), lambda: asyncio.to_thread(self._preflight, job, plan))
+        analysis = await self.source_analysis(plan)
+        pre = await self.hook(
+            step("preflight"), lambda: asyncio.to_thread(self._preflight, job, plan, analysis)
+        )
         if pre.verdict == "fail":
             outcome.verdict = "fail"
             outcome.failed_checks = failed_checks(pre)
@@ -160,7 +179,7 @@ class JobRunner:
             return outcome
         checked = await self.hook(
             step("check", results=len(results)),
-            lambda: asyncio.to_thread(self._check_all, job, plan, results, staged),
+            lambda: asyncio.to_thread(self._check_all, job, plan, results, staged, analysis),
         )
         await self.hook(step("deliver"), lambda: asyncio.to_thread(self._deliver, job, checked, outcome))
         record.outcome, record.delivered_to = outcome, self._delivery_key
@@ -174,7 +193,7 @@ class JobRunner:
 
     # ------------------------------------------------------------------ steps
 
-    def _preflight(self, job: PlannedJob, plan: RunPlan) -> QualityReport:
+    def _preflight(self, job: PlannedJob, plan: RunPlan, analysis: SourceAnalysis | None) -> QualityReport:
         # The run's budget was checked once, on the planner's estimate, before any job started.
         return preflight(
             job.request.to_wire(),
@@ -182,6 +201,7 @@ class JobRunner:
             expected_fps=plan.video_fps,
             expected_duration=plan.video_duration,
             thresholds=self.settings.quality,
+            source_analysis=analysis,
         )
 
     async def _submit_and_wait(
@@ -214,34 +234,48 @@ class JobRunner:
         return staged
 
     def _check_all(
-        self, job: PlannedJob, plan: RunPlan, results: list[Sync3Result], staged: list[Path]
+        self,
+        job: PlannedJob,
+        plan: RunPlan,
+        results: list[Sync3Result],
+        staged: list[Path],
+        analysis: SourceAnalysis | None,
     ) -> list[_Checked]:
-        return [self._check(job, plan, result, path) for result, path in zip(results, staged, strict=True)]
+        return [
+            self._check(job, plan, result, path, analysis)
+            for result, path in zip(results, staged, strict=True)
+        ]
 
-    def _check(self, job: PlannedJob, plan: RunPlan, result: Sync3Result, staged: Path) -> _Checked:
-        face_box = job.face_box
-        mouth = mouth_box_of(face_box) if face_box else None
-        payload = job.request.to_wire()
+    def _check(
+        self,
+        job: PlannedJob,
+        plan: RunPlan,
+        result: Sync3Result,
+        staged: Path,
+        analysis: SourceAnalysis | None,
+    ) -> _Checked:
         source = Path(plan.video_ref)
-        report = check_output(
+        # The same checks `prefect-lipsync check --plan` runs, the face box chosen the same way.
+        report = check_planned_output(
             staged,
-            source=source,
-            request_payload=payload,
-            thresholds=self.settings.quality,
-            face_box=face_box,
-            mouth_box=mouth,
+            source,
+            job,
+            self.settings.quality,
             nsfw_flag=result.nsfw_content,
             lipsync_expected=not (self.offline or result.emulated),
+            source_analysis=analysis,
             quarantine_flagged=False,  # delivery decides where every output goes
         )
-        pictures = write_pictures(
-            report, output=staged, source=source, request_payload=payload, mouth_box=mouth
-        )
+        pictures = write_pictures(report, output=staged, source=source, request_payload=job.request.to_wire())
         return _Checked(result, staged, report, list(pictures.values()))
 
     def _deliver(self, job: PlannedJob, checked: list[_Checked], outcome: LanguageOutput) -> None:
-        # The best verdict is delivered under the job's name; the other variations are alternates.
-        order = sorted(range(len(checked)), key=lambda i: SEVERITY.index(checked[i].report.verdict))
+        # With numberResults > 1, the best variation (verdict, then lip-sync score) is delivered under
+        # the job's name; the others are kept as alternates, and the report says why.
+        choice = choose_best([c.report for c in checked])
+        order = [choice.index, *choice.alternates]
+        if len(checked) > 1:
+            choice.report.notes.append(choice.reason)
         settled: list[Settled] = []
         for rank, index in enumerate(order):
             c = checked[index]
@@ -250,15 +284,16 @@ class JobRunner:
                 settle(c.staged, c.report, c.pictures, out_dir=self.out_dir, name=name, policy=self.policy)
             )
             c.staged.with_name(f".{c.staged.name}.video-uuid").unlink(missing_ok=True)
-        best, best_report = settled[0], checked[order[0]].report
-        outcome.verdict = worst([c.report.verdict for c in checked])
+        best = settled[0]
+        outcome.verdict = choice.report.verdict
         outcome.report = str(best.report)
-        outcome.pictures = [str(p) for s in settled for p in s.pictures]
-        outcome.failed_checks = failed_checks(best_report)
+        outcome.pictures = [str(p) for p in best.pictures]
+        outcome.failed_checks = failed_checks(choice.report)
         outcome.output = None if best.quarantined else str(best.video)
         outcome.quarantined_to = str(best.video) if best.quarantined else None
         outcome.held = best.held
         outcome.extra_outputs = [str(s.video) for s in settled[1:] if not s.quarantined]
+        outcome.chosen_because = choice.reason if len(checked) > 1 else None
 
 
 def _variation_name(name: str, index: int) -> str:

@@ -153,10 +153,15 @@ def format_plan(plan: Plan) -> str:
 
 def run_plan(args: argparse.Namespace) -> int:
     from prefect_lipsync.manifest.pipeline import load_and_plan
+    from prefect_lipsync.pipeline.settings import RunSettings
 
     try:
+        # The requests exactly as a run with default settings submits them (format, safety, cost).
         plan = load_and_plan(
-            args.manifest, price_per_second=args.price_per_second, audio_ops_dir=args.audio_ops_dir
+            args.manifest,
+            price_per_second=args.price_per_second,
+            audio_ops_dir=args.audio_ops_dir,
+            request_options=RunSettings().request_options(),
         )
     except ManifestError as exc:
         print(str(exc), file=sys.stderr)

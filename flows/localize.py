@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -323,6 +324,7 @@ async def localize_batch(
     if not pending:
         return _batch_done(result)
     pending = _refuse_duplicate_names(pending, result)
+    _refuse_beyond_the_temporary_server(pending)
     limit = asyncio.Semaphore(max_concurrent_manifests)
     async with runware_endpoint(
         options.credentials,
@@ -363,6 +365,32 @@ async def localize_batch(
 
         await asyncio.gather(*(one(m) for m in pending))
     return _batch_done(result)
+
+
+#: Jobs one batch may run on Prefect's temporary SQLite server (no PREFECT_API_URL). 500 were measured
+#: to finish there (bench/bench_batch.py); past twice that, a team's server is the safe place.
+TEMPORARY_SERVER_MAX_JOBS = 1000
+TEMPORARY_SERVER_MAX_JOBS_ENV = "PREFECT_LIPSYNC_TEMPORARY_SERVER_MAX_JOBS"
+
+
+def _refuse_beyond_the_temporary_server(manifests: list[Path]) -> None:
+    """Refuse, before anything is paid, a batch larger than Prefect's temporary server is known to hold."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return
+    limit = int(os.environ.get(TEMPORARY_SERVER_MAX_JOBS_ENV) or TEMPORARY_SERVER_MAX_JOBS)
+    jobs = 0
+    for manifest in manifests:
+        loaded, _ = read_manifest(manifest)
+        jobs += len(loaded.manifest.languages) if loaded is not None else 0
+    if jobs > limit:
+        raise QualityRejected(
+            f"This batch has {jobs} jobs, more than the {limit} that Prefect's temporary "
+            "server (SQLite, started because PREFECT_API_URL is not set) is known to hold; nothing was uploaded "
+            "or submitted. Run a Prefect server on PostgreSQL and set PREFECT_API_URL (README: Running it for a "
+            "team), or split the inbox."
+        )
 
 
 def _output_name(manifest: Path) -> str | None:

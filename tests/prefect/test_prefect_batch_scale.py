@@ -1,0 +1,127 @@
+"""A night's batch at a realistic size on the default setup: no Prefect server configured, so Prefect
+starts its temporary SQLite server, exactly as after `make demo`. 50 two-language manifests = 100 jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from prefect_lipsync.demo import build_batch_inbox
+
+pytestmark = pytest.mark.slow
+
+MANIFESTS = 50
+
+
+@pytest.fixture(autouse=True)
+def prefect_server() -> None:
+    """Not the session harness: the batch runs in its own process on Prefect's temporary server."""
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def emulator() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect_lipsync.cli", "emulator", "--port", str(port), "--latency", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    root = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            httpx.get(f"{root}/_emulator/stats", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    yield root
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+BATCH = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from prefect_lipsync.flows.localize import localize_batch
+
+    state = asyncio.run(localize_batch(folder=sys.argv[1], out_dir=sys.argv[2], pattern="*.yaml",
+                                       max_concurrent_manifests=16, base_url=sys.argv[3],
+                                       quality_policy="warn", return_state=True))
+    result = asyncio.run(state.result(raise_on_failure=False)) if state.is_completed() else None
+    print("RESULT " + json.dumps({"completed": state.is_completed(), "message": str(state.message),
+                                   "done": len(result.done) if result else 0}))
+    """
+)
+
+
+def test_a_batch_of_100_jobs_on_the_default_setup_completes_with_each_job_accepted_once(
+    tmp_path: Path, emulator: str
+) -> None:
+    inbox = tmp_path / "inbox"
+    build_batch_inbox(inbox, MANIFESTS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_LIPSYNC_CACHE_DIR=str(tmp_path / "cache"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", BATCH, str(inbox), str(tmp_path / "out"), f"{emulator}/v1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, done.stdout[-3000:] + done.stderr[-5000:]
+    outcome = json.loads(lines[-1][len("RESULT ") :])
+    assert outcome["completed"], outcome["message"]
+    assert outcome["done"] == MANIFESTS
+    stats = httpx.get(f"{emulator}/_emulator/stats", timeout=5).json()
+    assert stats["accepted"] == stats["distinct_task_uuids"] == 2 * MANIFESTS  # each job paid once
+    outputs = sorted((tmp_path / "out").glob("night-*/night-*.*.mp4"))
+    assert len(outputs) == 2 * MANIFESTS
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
+def test_a_batch_larger_than_the_temporary_server_holds_is_refused_before_anything_is_paid(
+    tmp_path: Path, emulator: str
+) -> None:
+    inbox = tmp_path / "inbox"
+    build_batch_inbox(inbox, 2)  # 4 jobs, over a limit of 3
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_LIPSYNC_CACHE_DIR=str(tmp_path / "cache"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+        PREFECT_LIPSYNC_TEMPORARY_SERVER_MAX_JOBS="3",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", BATCH, str(inbox), str(tmp_path / "out"), f"{emulator}/v1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    outcome = json.loads([line for line in done.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
+    assert not outcome["completed"]
+    assert "4 jobs" in outcome["message"] and "PREFECT_API_URL" in outcome["message"]
+    stats = httpx.get(f"{emulator}/_emulator/stats", timeout=5).json()
+    assert stats["accepted"] == 0 and stats["uploads"] == 0

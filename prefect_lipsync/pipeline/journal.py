@@ -13,14 +13,12 @@ import hashlib
 import json
 import threading
 import time
-from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from prefect_lipsync.files import write_text_atomic
-from prefect_lipsync.media.cache import default_cache_dir
 from prefect_lipsync.pipeline.outcome import LanguageOutput
 from prefect_lipsync.runware.models import MediaUpload
+from prefect_lipsync.storage.state import StateStore, state_store
 
 #: Uploaded media may be purged by the service after a while; a day-old upload is redone.
 UPLOAD_TTL_S = 20 * 3600.0
@@ -39,59 +37,59 @@ class JobRecord(BaseModel):
     )
 
 
-class DiskUploadCache:
-    """The client's upload cache on disk: content hash -> the service's media UUID and URL."""
+class StoreUploadCache:
+    """The client's upload cache in the state store: content hash -> the service's media UUID and URL."""
 
-    def __init__(self, folder: Path, ttl_s: float = UPLOAD_TTL_S) -> None:
-        self.folder, self.ttl_s = folder, ttl_s
+    def __init__(self, store: StateStore, prefix: str, ttl_s: float = UPLOAD_TTL_S) -> None:
+        self.store, self.prefix, self.ttl_s = store, prefix, ttl_s
 
     def get(self, sha256: str) -> MediaUpload | None:
-        path = self.folder / f"{sha256}.json"
+        text = self.store.read_text(f"{self.prefix}/{sha256}.json")
+        if text is None:
+            return None
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
+            entry = json.loads(text)
             if time.time() - float(entry["at"]) > self.ttl_s:
                 return None
             return MediaUpload.model_validate(entry["upload"])
-        except (OSError, ValueError, KeyError, ValidationError):
+        except (ValueError, KeyError, TypeError, ValidationError):
             return None
 
     def put(self, sha256: str, upload: MediaUpload) -> None:
         body = {"at": time.time(), "upload": upload.model_dump(mode="json", by_alias=True)}
-        write_text_atomic(self.folder / f"{sha256}.json", json.dumps(body))
+        self.store.write_text(f"{self.prefix}/{sha256}.json", json.dumps(body))
 
 
 class JobJournal:
-    """Job records and uploads of one endpoint, in `<cache>/journal/<endpoint digest>/`."""
+    """Job records and uploads of one endpoint, under `journal/<endpoint digest>/` of a state store:
+    the local cache folder, or a shared `s3://` prefix (PREFECT_LIPSYNC_STATE_URL) every worker sees."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.uploads = DiskUploadCache(folder / "uploads")
+    def __init__(self, store: StateStore, prefix: str) -> None:
+        self.store, self.prefix = store, prefix.rstrip("/")
+        self.uploads = StoreUploadCache(store, f"{self.prefix}/uploads")
         self._lock = threading.Lock()
 
     @classmethod
-    def for_endpoint(cls, base_url: str, root: Path | None = None) -> JobJournal:
+    def for_endpoint(cls, base_url: str, store: StateStore | None = None) -> JobJournal:
         digest = hashlib.sha256(base_url.rstrip("/").encode()).hexdigest()[:16]
-        return cls((root or default_cache_dir()) / "journal" / digest)
+        return cls(store or state_store(), f"journal/{digest}")
 
-    def _path(self, task_uuid: str) -> Path:
-        return self.folder / "jobs" / f"{task_uuid.lower()}.json"
+    def _key(self, task_uuid: str) -> str:
+        return f"{self.prefix}/jobs/{task_uuid.lower()}.json"
 
     def load(self, task_uuid: str) -> JobRecord:
+        text = self.store.read_text(self._key(task_uuid))
         try:
-            return JobRecord.model_validate_json(self._path(task_uuid).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            return JobRecord.model_validate_json(text) if text else JobRecord(task_uuid=task_uuid)
+        except ValueError:
             return JobRecord(task_uuid=task_uuid)
 
     def save(self, record: JobRecord) -> None:
         with self._lock:
-            write_text_atomic(self._path(record.task_uuid), record.model_dump_json(indent=1))
+            self.store.write_text(self._key(record.task_uuid), record.model_dump_json(indent=1))
 
     def accepted(self, record: JobRecord, task_uuid: str) -> None:
         """Write down at once that the service has `task_uuid` (it is paid for from here on)."""
         if task_uuid not in record.accepted:
             record.accepted.append(task_uuid)
             self.save(record)
-
-    def forget_outcome(self, record: JobRecord) -> None:
-        record.outcome = None
-        self.save(record)

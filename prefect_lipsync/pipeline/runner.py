@@ -39,9 +39,10 @@ from prefect_lipsync.quality import QualityReport, preflight, write_pictures
 from prefect_lipsync.quality.bestof import choose_best
 from prefect_lipsync.quality.planned import check_planned_output
 from prefect_lipsync.quality.source_analysis import SourceAnalysis, analyze_source
-from prefect_lipsync.runware.client import RunwareClient, content_task_uuid
+from prefect_lipsync.runware.client import RunwareClient, content_task_uuid, with_media_refs
 from prefect_lipsync.runware.errors import RunwareError
 from prefect_lipsync.runware.models import Sync3Request, Sync3Result
+from prefect_lipsync.storage.refs import is_s3
 
 log = logging.getLogger("prefect_lipsync.pipeline")
 
@@ -110,7 +111,7 @@ class JobRunner:
     def _analyze(self, plan: RunPlan) -> SourceAnalysis | None:
         try:
             return analyze_source(
-                Path(plan.video_ref),
+                local_source(plan),
                 request_payloads=[job.request.to_wire() for job in plan.jobs],
                 thresholds=self.settings.quality,
             )
@@ -159,7 +160,7 @@ class JobRunner:
         try:
             prepared = await self.hook(
                 step("upload", files=len(request.local_refs())),
-                lambda: self.client.upload_local_refs(request.model_copy(update={"task_uuid": base_uuid})),
+                lambda: self._upload(request.model_copy(update={"task_uuid": base_uuid})),
             )
             results = await self.hook(
                 step("submit-and-wait", accepted=list(record.accepted)),
@@ -193,11 +194,25 @@ class JobRunner:
 
     # ------------------------------------------------------------------ steps
 
+    async def _upload(self, request: Sync3Request) -> Sync3Request:
+        """Local files uploaded, s3:// objects presigned for the service to fetch; the taskUUID stays."""
+        uploaded = await self.client.upload_local_refs(request)
+        objects = uploaded.object_refs()
+        if not objects:
+            return uploaded
+        from prefect_lipsync.storage.listing import presign_refs
+
+        # Presigned for the URL lifetime plus the job's own deadline: the service fetches them later.
+        expires = int(self.settings.ttl_s + self.settings.job_timeout_s)
+        urls = await asyncio.to_thread(lambda: presign_refs(objects, expires_s=expires))
+        return with_media_refs(uploaded, urls)
+
     def _preflight(self, job: PlannedJob, plan: RunPlan, analysis: SourceAnalysis | None) -> QualityReport:
         # The run's budget was checked once, on the planner's estimate, before any job started.
         return preflight(
             job.request.to_wire(),
-            source=Path(plan.video_ref),
+            source=local_source(plan),
+            local_media=local_media(job),
             expected_fps=plan.video_fps,
             expected_duration=plan.video_duration,
             thresholds=self.settings.quality,
@@ -254,7 +269,7 @@ class JobRunner:
         staged: Path,
         analysis: SourceAnalysis | None,
     ) -> _Checked:
-        source = Path(plan.video_ref)
+        source = local_source(plan)
         # The same checks `prefect-lipsync check --plan` runs, the face box chosen the same way.
         report = check_planned_output(
             staged,
@@ -264,6 +279,7 @@ class JobRunner:
             nsfw_flag=result.nsfw_content,
             lipsync_expected=not (self.offline or result.emulated),
             source_analysis=analysis,
+            local_media=local_media(job),
             quarantine_flagged=False,  # delivery decides where every output goes
         )
         pictures = write_pictures(report, output=staged, source=source, request_payload=job.request.to_wire())
@@ -294,6 +310,25 @@ class JobRunner:
         outcome.held = best.held
         outcome.extra_outputs = [str(s.video) for s in settled[1:] if not s.quarantined]
         outcome.chosen_because = choice.reason if len(checked) > 1 else None
+
+
+def local_source(plan: RunPlan) -> Path:
+    """The source video as a local file: object storage goes through the bounded media cache."""
+    if is_s3(plan.video_ref):
+        from prefect_lipsync.storage.cache import materialize
+
+        return materialize(plan.video_ref)
+    return Path(plan.video_ref)
+
+
+def local_media(job: PlannedJob) -> dict[str, Path]:
+    """Local copies of the job's s3:// media (cached), for the checks that listen to the submitted audio."""
+    objects = job.request.object_refs()
+    if not objects:
+        return {}
+    from prefect_lipsync.storage.cache import local_copies
+
+    return local_copies(objects)
 
 
 def _variation_name(name: str, index: int) -> str:

@@ -584,6 +584,12 @@ def content_task_uuid(
     return derive_task_uuid(keyed, nonce)
 
 
+def with_media_refs(request: Sync3Request, mapping: Mapping[str, str]) -> Sync3Request:
+    """The request with media references swapped (inputs and segment audio), e.g. s3:// for presigned URLs."""
+    wire = _replace_refs(request.to_wire(), dict(mapping), segment=False)
+    return Sync3Request.model_validate(wire)
+
+
 def _replace_refs(
     wire: dict[str, Any], mapping: dict[str, str], *, segment: bool, inputs_only: bool = False
 ) -> dict[str, Any]:

@@ -102,7 +102,8 @@ async def test_under_faults_and_a_transient_task_failure_each_task_is_accepted_o
     # One task, plus one resubmit (a new paid task) per transient failure, each accepted exactly once.
     assert counters["accepted"] == counters["distinct_task_uuids"] == 1 + counters["failed"]
     # The journal wrote down every paid task the moment it was accepted.
-    (record,) = (JobJournal(p.parent.parent).load(p.stem) for p in cache_dir.rglob("jobs/*.json"))
+    journal = JobJournal.for_endpoint(str(base_url))
+    (record,) = (journal.load(p.stem) for p in cache_dir.rglob("jobs/*.json"))
     assert sorted(record.accepted) == sorted({record.task_uuid, output.task_uuid})
     assert len(record.accepted) == counters["accepted"]
 

@@ -121,7 +121,7 @@ async def run_prefect(folder: Path, out: Path, base_url: str, nonce: str) -> dic
         return_state=True,
     )
     wall = time.perf_counter() - started
-    result = await state.result(raise_on_failure=False) if state.is_completed() else None
+    result = await state.result(raise_on_failure=False) if state.is_completed() else None  # type: ignore[misc]
     return {
         "wall_s": wall,
         "server_start_s": server_s,
@@ -143,6 +143,7 @@ def child(args: argparse.Namespace) -> int:
 
 def measure(mode: str, folder: Path, base_url: str, scratch: Path) -> dict[str, Any]:
     home = scratch / f"{mode}-{folder.name}"
+    (home / "prefect").mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "PREFECT_HOME": str(home / "prefect"),

@@ -284,6 +284,7 @@ async def localize_batch(
     out_dir: str = "lipsync-output",
     pattern: str = "*.yaml",
     max_concurrent_manifests: Annotated[int, Field(ge=1, le=32)] = 2,
+    manifest_deployment: str | None = None,
     credentials: RunwareCredentials | None = None,
     credentials_block: str | None = None,
     settings: LipsyncSettings | None = None,
@@ -299,6 +300,9 @@ async def localize_batch(
         out_dir: Folder for the outputs, one sub-folder per manifest.
         pattern: Glob of manifest files, e.g. `*.yaml` or `**/manifest.json`.
         max_concurrent_manifests: Manifests processed at once.
+        manifest_deployment: Run each manifest as a flow run of this deployment (e.g.
+            `localize-video/localize-manifest`), so every worker of its pool takes manifests; empty: all
+            in this flow run. Credentials then go by `credentials_block` (or RUNWARE_API_KEY on the workers).
         credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
         credentials_block: The name of a saved RunwareCredentials block, instead of `credentials`.
         settings: Shared defaults for every manifest.
@@ -324,7 +328,10 @@ async def localize_batch(
     if not pending:
         return _batch_done(result)
     pending = _refuse_duplicate_names(pending, result)
-    _refuse_beyond_the_temporary_server(pending)
+    if manifest_deployment:
+        _check_fan_out(options)
+    else:
+        _refuse_beyond_the_temporary_server(pending)
     limit = asyncio.Semaphore(max_concurrent_manifests)
     async with runware_endpoint(
         options.credentials,
@@ -337,23 +344,34 @@ async def localize_batch(
         # Resolved once for the whole batch: every manifest goes to the same endpoint.
         sub_credentials = None if endpoint.offline else endpoint.credentials
 
+        async def in_process(manifest: Path) -> tuple[bool, str]:
+            state = await localize_video(
+                manifest=str(manifest),
+                out_dir=str(out_root),
+                credentials=sub_credentials,
+                settings=settings,
+                base_url=endpoint.base_url,
+                allow_emulator=allow_emulator,
+                quality_policy=quality_policy,
+                rerun_nonce=rerun_nonce,
+                return_state=True,
+            )
+            return state.is_completed(), str(state.message or state.name)
+
+        async def on_a_worker(manifest: Path) -> tuple[bool, str]:
+            assert manifest_deployment is not None
+            parameters = _child_parameters(manifest, out_root, options, endpoint)
+            return await run_manifest_deployment(manifest_deployment, parameters)
+
+        run = on_a_worker if manifest_deployment else in_process
+
         async def one(manifest: Path) -> None:
             async with limit:
-                state = await localize_video(
-                    manifest=str(manifest),
-                    out_dir=str(out_root),
-                    credentials=sub_credentials,
-                    settings=settings,
-                    base_url=endpoint.base_url,
-                    allow_emulator=allow_emulator,
-                    quality_policy=quality_policy,
-                    rerun_nonce=rerun_nonce,
-                    return_state=True,
-                )
-            if state.is_completed() and endpoint.offline:
+                completed, message = await run(manifest)
+            if completed and endpoint.offline:
                 # Dub previews are not the real thing: the manifest stays to do for a run with a key.
                 result.done.append(str(manifest))
-            elif state.is_completed():
+            elif completed:
                 marker = _done_marker(out_root, manifest)
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 write_text_atomic(
@@ -361,10 +379,89 @@ async def localize_batch(
                 )
                 result.done.append(str(manifest))
             else:
-                result.failed[str(manifest)] = str(state.message or state.name)
+                result.failed[str(manifest)] = message
 
         await asyncio.gather(*(one(m) for m in pending))
     return _batch_done(result)
+
+
+#: Seconds between two looks at a manifest's flow run on a worker.
+CHILD_POLL_S = 3.0
+#: A manifest whose flow run crashed (its worker died) is run once more: its journal resumes it.
+CHILD_CRASH_RERUNS = 1
+
+
+def _check_fan_out(options: RunOptions) -> None:
+    """Fan-out needs a server every worker reaches, and credentials a worker can load by name."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise QualityRejected(
+            "manifest_deployment needs a Prefect server that every worker reaches: set PREFECT_API_URL "
+            "(README: Running it for a team). Nothing was uploaded or submitted."
+        )
+    if options.credentials is not None and not options.credentials._block_document_name:
+        raise QualityRejected(
+            "manifest_deployment passes credentials to the workers by name: save the RunwareCredentials block "
+            "and give credentials_block (or set RUNWARE_API_KEY on the workers). Nothing was submitted."
+        )
+
+
+def _child_parameters(
+    manifest: Path, out_root: Path, options: RunOptions, endpoint: Endpoint
+) -> dict[str, Any]:
+    """The localize_video parameters of one manifest's flow run on a worker: names, never secrets."""
+    block = options.credentials_block or (
+        options.credentials._block_document_name if options.credentials else None
+    )
+    parameters: dict[str, Any] = {
+        "manifest": str(manifest),
+        "out_dir": str(out_root),
+        "credentials_block": block,
+        "base_url": endpoint.base_url if endpoint.offline else options.base_url,
+        "allow_emulator": options.allow_emulator,
+        "quality_policy": options.quality_policy,
+        "rerun_nonce": options.rerun_nonce,
+    }
+    if options.settings is not None:
+        parameters["settings"] = options.settings.model_dump(
+            mode="json", include={*RunOptions.settings_fields()}
+        )
+    return parameters
+
+
+async def run_manifest_deployment(deployment: str, parameters: dict[str, Any]) -> tuple[bool, str]:
+    """One manifest as a flow run of `deployment` (any worker of its pool); wait for its end.
+
+    A run that crashed (its worker died) is started once more: the shared journal makes the new run
+    resume what was paid for, without uploading or paying again.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.deployments.flow_runs import arun_deployment
+
+    logger = get_run_logger()
+    for attempt in range(CHILD_CRASH_RERUNS + 1):
+        child = await arun_deployment(deployment, parameters=parameters, timeout=0, as_subflow=True)
+        async with get_client() as client:
+            while True:
+                run = await client.read_flow_run(child.id)
+                if run.state is not None and run.state.is_final():
+                    break
+                await asyncio.sleep(CHILD_POLL_S)
+        state = run.state
+        assert state is not None
+        if state.is_completed():
+            return True, "completed"
+        if state.is_crashed() and attempt < CHILD_CRASH_RERUNS:
+            logger.warning(
+                "%s: its flow run %s crashed (%s); running it again",
+                parameters["manifest"],
+                run.name,
+                state.message,
+            )
+            continue
+        return False, f"flow run {run.name}: {state.name}: {state.message or ''}".strip()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 #: Jobs one batch may run on Prefect's temporary SQLite server (no PREFECT_API_URL). 500 were measured

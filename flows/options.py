@@ -46,6 +46,13 @@ class RunOptions:
             raise TypeError(f"a flow must take every run option; missing: {', '.join(missing)}")
         return cls(**{name: parameters[name] for name in wanted})
 
+    @staticmethod
+    def settings_fields() -> list[str]:
+        """The fields of the settings block a flow run on another worker is given (its values, no secret)."""
+        from prefect_lipsync.pipeline.settings import RunSettings
+
+        return [*RunSettings.model_fields, "global_concurrency_limit"]
+
     @property
     def team_settings(self) -> LipsyncSettings:
         return self.settings or LipsyncSettings()

@@ -63,7 +63,8 @@ BATCH = textwrap.dedent(
     state = asyncio.run(localize_batch(folder=sys.argv[1], out_dir=sys.argv[2], pattern="*.yaml",
                                        max_concurrent_manifests=16, base_url=sys.argv[3],
                                        quality_policy="warn", return_state=True))
-    result = asyncio.run(state.result(raise_on_failure=False)) if state.is_completed() else None
+    result = state.result(raise_on_failure=False) if state.is_completed() else None
+    result = asyncio.run(result) if asyncio.iscoroutine(result) else result
     print("RESULT " + json.dumps({"completed": state.is_completed(), "message": str(state.message),
                                    "done": len(result.done) if result else 0}))
     """

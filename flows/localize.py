@@ -35,6 +35,7 @@ from prefect_lipsync.tasks.clients import client_session
 from prefect_lipsync.tasks.jobs import InProcessJobs, PrefectStepHook
 from prefect_lipsync.tasks.planning import plan_segments
 from prefect_lipsync.tasks.report import (
+    Progress,
     artifact_key,
     create_progress,
     failing_checks,
@@ -42,6 +43,7 @@ from prefect_lipsync.tasks.report import (
     publish_run_summary,
     quality_findings_markdown,
 )
+from prefect_lipsync.tasks.resilience import PREFECT_API_ERRORS, best_effort, with_api_retries
 
 #: Names and language codes that become file names: no separators, no leading dot, no newline.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -130,7 +132,7 @@ async def _run_plan(
     settings = team.run_settings()
     if endpoint.credentials.job_timeout_s is not None:
         settings = settings.model_copy(update={"job_timeout_s": endpoint.credentials.job_timeout_s})
-    plan = await plan_segments(str(manifest), settings, languages)
+    plan = await with_api_retries(lambda: plan_segments(str(manifest), settings, languages))
     out_dir = out_root / plan.name
     out_dir.mkdir(parents=True, exist_ok=True)
     runner = JobRunner(
@@ -144,13 +146,19 @@ async def _run_plan(
         hook=PrefectStepHook(team.global_concurrency_limit),
     )
     slug = artifact_key(plan.name) or "run"
-    progress = await create_progress(slug, total=len(plan.jobs))
+    try:
+        progress = await with_api_retries(lambda: create_progress(slug, total=len(plan.jobs)), attempts=3)
+    except PREFECT_API_ERRORS:
+        progress = Progress(None, len(plan.jobs))  # the jobs matter more than their progress bar
 
     async def done(output: LanguageOutput) -> None:
-        await progress.advance(f"{output.language}: {output.summary}")
+        await best_effort(lambda: progress.advance(f"{output.language}: {output.summary}"), "the progress")
         if output.report:
             report = QualityReport.model_validate_json(Path(output.report).read_text(encoding="utf-8"))
-            await publish_quality_report(output.language, plan.name, report, output.pictures)
+            await best_effort(
+                lambda: publish_quality_report(output.language, plan.name, report, output.pictures),
+                f"the quality report of {output.language}",
+            )
 
     with InProcessJobs(runner, plan) as jobs:
         outputs = await run_jobs(runner, plan, run_one=jobs.run, on_done=done)
@@ -163,8 +171,11 @@ async def _run_plan(
         estimated_cost_usd=plan.estimated_cost_usd,
         cost_usd=round(sum(costs), 4) if costs else None,
     )
-    await publish_run_summary(
-        slug, result.outputs, estimated_cost_usd=plan.estimated_cost_usd, offline=endpoint.offline
+    await best_effort(
+        lambda: publish_run_summary(
+            slug, result.outputs, estimated_cost_usd=plan.estimated_cost_usd, offline=endpoint.offline
+        ),
+        "the run summary",
     )
     write_text_atomic(out_dir / "result.json", result.model_dump_json(indent=2))
     for output in outputs:
@@ -345,18 +356,29 @@ async def localize_batch(
         sub_credentials = None if endpoint.offline else endpoint.credentials
 
         async def in_process(manifest: Path) -> tuple[bool, str]:
-            state = await localize_video(
-                manifest=str(manifest),
-                out_dir=str(out_root),
-                credentials=sub_credentials,
-                settings=settings,
-                base_url=endpoint.base_url,
-                allow_emulator=allow_emulator,
-                quality_policy=quality_policy,
-                rerun_nonce=rerun_nonce,
-                return_state=True,
-            )
+            # A subflow run the busy API could not create, or that crashed, is started again: its
+            # journal resumes it without uploading or paying twice.
+            for _attempt in range(CHILD_CRASH_RERUNS + 1):
+                state = await attempt_in_process(manifest)
+                if not state.is_crashed():
+                    break
+                logger.warning("%s: its run crashed (%s); running it again", manifest, state.message)
             return state.is_completed(), str(state.message or state.name)
+
+        async def attempt_in_process(manifest: Path) -> Any:
+            return await with_api_retries(
+                lambda: localize_video(
+                    manifest=str(manifest),
+                    out_dir=str(out_root),
+                    credentials=sub_credentials,
+                    settings=settings,
+                    base_url=endpoint.base_url,
+                    allow_emulator=allow_emulator,
+                    quality_policy=quality_policy,
+                    rerun_nonce=rerun_nonce,
+                    return_state=True,
+                )
+            )
 
         async def on_a_worker(manifest: Path) -> tuple[bool, str]:
             assert manifest_deployment is not None

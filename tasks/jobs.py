@@ -13,20 +13,16 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-import httpx
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.asyncio import concurrency
 from prefect.events import emit_event
-from prefect.exceptions import PrefectHTTPStatusError
 
 from prefect_lipsync.manifest import PlannedJob
 from prefect_lipsync.pipeline import JobRunner, LanguageOutput, RunPlan, Step
+from prefect_lipsync.tasks.resilience import PREFECT_API_ERRORS, with_api_retries
 
 T = TypeVar("T")
-
-#: Prefect API failures that must not cost a paid job its delivery.
-PREFECT_API_ERRORS: tuple[type[BaseException], ...] = (PrefectHTTPStatusError, httpx.TransportError)
 
 
 def emit_job_event(name: str, step: Step, payload: dict[str, Any]) -> None:
@@ -96,9 +92,8 @@ class InProcessJobs:
     async def run(self, job: PlannedJob) -> LanguageOutput:
         """The job as a task run; should Prefect's API fail around it, the job runs (or resumes) without one."""
         try:
-            return await lipsync_job.with_options(task_run_name=f"lipsync-{job.language}")(
-                self.key, job.language
-            )
+            named = lipsync_job.with_options(task_run_name=f"lipsync-{job.language}")
+            return await with_api_retries(lambda: named(self.key, job.language))
         except PREFECT_API_ERRORS as exc:
             get_run_logger().warning(
                 "%s: the Prefect API failed around the job's task run (%s); running it without one. Its "

@@ -486,9 +486,10 @@ async def run_manifest_deployment(deployment: str, parameters: dict[str, Any]) -
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-#: Jobs one batch may run on Prefect's temporary SQLite server (no PREFECT_API_URL). 500 were measured
-#: to finish there (bench/bench_batch.py); past twice that, a team's server is the safe place.
-TEMPORARY_SERVER_MAX_JOBS = 1000
+#: Jobs one batch may run on Prefect's temporary SQLite server (no PREFECT_API_URL). 100 are run there in
+#: CI (tests/prefect/test_prefect_batch_scale.py), with the server logging SQLite lock errors that its
+#: clients' retries ride out; past 500 (the nightly size we build for), a team's server is the place.
+TEMPORARY_SERVER_MAX_JOBS = 500
 TEMPORARY_SERVER_MAX_JOBS_ENV = "PREFECT_LIPSYNC_TEMPORARY_SERVER_MAX_JOBS"
 
 

@@ -661,12 +661,6 @@ class Envelope(_Lenient):
     data: list[dict[str, Any]] = Field(default_factory=list)
     errors: list[ErrorItem] = Field(default_factory=list)
 
-    def errors_by_task(self) -> dict[str, list[ErrorItem]]:
-        grouped: dict[str, list[ErrorItem]] = {}
-        for err in self.errors:
-            grouped.setdefault(err.task_uuid or "", []).append(err)
-        return grouped
-
 
 def parse_result_item(item: dict[str, Any]) -> Sync3Result | ErrorItem:
     """A data item of getResponse or a webhook: a result, or the nested-error failure shape."""

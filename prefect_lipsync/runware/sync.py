@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from prefect_lipsync.runware.client import RunwareClient
-from prefect_lipsync.runware.errors import RunwareError
 from prefect_lipsync.runware.models import MediaUpload, Sync3Request, Sync3Result
 from prefect_lipsync.runware.uploads import Source
 
@@ -126,18 +125,6 @@ class SyncRunwareClient:
         nonce: str | int | None = None,
     ) -> list[list[Sync3Result]]:
         return self._call(self._client.lipsync_many(requests, timeout=timeout, nonce=nonce))
-
-    def lipsync_many_settled(
-        self,
-        requests: Sequence[Sync3Request],
-        *,
-        timeout: float | None = None,
-        nonce: str | int | None = None,
-    ) -> list[list[Sync3Result] | RunwareError]:
-        """Like lipsync_many, but a failed job's slot holds its error instead of raising."""
-        return self._call(
-            self._client.lipsync_many(requests, timeout=timeout, nonce=nonce, return_exceptions=True)
-        )
 
     def download(
         self,

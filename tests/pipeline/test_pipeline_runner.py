@@ -177,3 +177,20 @@ async def test_a_rerun_whose_accepted_task_the_service_forgot_says_so_and_pays_n
         counters = base_url.stats()
     assert counters["accepted"] == 0  # never paid silently
     assert output.error and "rerun_nonce" in output.error and output.task_uuid in output.error
+
+
+async def test_a_run_writes_nothing_beside_its_inputs_audio_work_goes_to_the_cache(
+    manifest: Path, tmp_path: Path, cache_dir: Path
+) -> None:
+    # Line 1 has no gap to grow into: its audio is sped up, an operation rendered before upload.
+    manifest.write_text(
+        manifest.read_text().replace("end: 2.9", "end: 2.55").replace("start: 3.4", "start: 2.6")
+    )
+    inbox = manifest.parent
+    before = sorted(p.relative_to(inbox) for p in inbox.rglob("*"))
+    with run_emulator(latency=0.2) as base_url:
+        (output,) = await run_once(manifest, tmp_path / "out", str(base_url), policy="warn")
+    assert output.error is None and output.output
+    assert any(w in str(output.warnings) for w in ("tempo", "sped up", "truncated")), output.warnings
+    assert sorted(p.relative_to(inbox) for p in inbox.rglob("*")) == before  # a read-only share would do
+    assert list(cache_dir.rglob("audio-ops/*.wav"))  # the rendered audio lives in the cache folder

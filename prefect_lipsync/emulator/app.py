@@ -173,7 +173,7 @@ def create_app(config: EmulatorConfig, storage: Path) -> Starlette:
                 return HTMLResponse(HttpFault(502, None, True).html_body(), status_code=502)
             return _errors(422, error_item("mediaNotReady", "the output is not ready yet; retry shortly"))
         try:
-            path = await emulator.ensure_rendered(job)
+            path = await emulator.ensure_rendered(job, job.results.index(result))
         except MediaError as exc:
             log.warning("emulator: rendering %s failed: %s", job.task_uuid, exc)
             return _errors(

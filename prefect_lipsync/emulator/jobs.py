@@ -93,6 +93,7 @@ class Job:
     segment_audio: list[Path] = field(default_factory=list)
     cost_per_result: float = 0.0
     output: Path | None = None  # set once rendered (all results of a job share one rendering)
+    variation_outputs: dict[int, Path] = field(default_factory=dict)  # results rendered with their own offset
     render_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     expired: bool = False
     statusless: bool = False  # finished items leave out `status`, as the service may

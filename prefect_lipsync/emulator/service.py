@@ -21,7 +21,7 @@ from prefect_lipsync.emulator.errors import code_for_problem, error_item
 from prefect_lipsync.emulator.faults import FailureShape, Faults
 from prefect_lipsync.emulator.fetches import UrlFetcher
 from prefect_lipsync.emulator.jobs import TASK_TYPE, Clock, Failure, Job, Result, Stats
-from prefect_lipsync.emulator.render import SourceInfo, probe_source, render
+from prefect_lipsync.emulator.render import SourceInfo, probe_source, render, variation_audio_offset
 from prefect_lipsync.emulator.store import MediaRefError, MediaStore
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.runware.models import Sync3Request, Sync3ValidationError, is_local_ref
@@ -557,11 +557,21 @@ class Emulator:
             if job.output is not None:
                 job.output.unlink(missing_ok=True)
                 job.output = None
+            for path in job.variation_outputs.values():
+                path.unlink(missing_ok=True)
+            job.variation_outputs.clear()
         return True
 
-    async def ensure_rendered(self, job: Job) -> Path:
-        """Render a job's output once (the first caller renders, the others wait), off the loop."""
+    async def ensure_rendered(self, job: Job, index: int = 0) -> Path:
+        """Render a job's output once (the first caller renders, the others wait), off the loop.
+
+        Result `index` of a numberResults > 1 task gets a rendering of its own when the config moves
+        its audio (`variation_audio_offsets`), so variations differ as a model's would.
+        """
+        offset = variation_audio_offset(self.config.variation_audio_offsets, index)
         async with job.render_lock:
+            if offset:
+                return await self._render_variation(job, index, offset)
             if job.output is not None and job.output.exists():
                 return job.output
             target = self.outputs_dir / f"{job.task_uuid}.{job.ext}"
@@ -582,6 +592,30 @@ class Emulator:
             self.stats.bump("renders")
             job.output = target
             return target
+
+    async def _render_variation(self, job: Job, index: int, offset: float) -> Path:
+        known = job.variation_outputs.get(index)
+        if known is not None and known.exists():
+            return known
+        target = self.outputs_dir / f"{job.task_uuid}.v{index}.{job.ext}"
+        video, source = job.video, job.source
+        assert video is not None and source is not None, "only a finished job is rendered"
+        async with self._render_slots:
+            await anyio.to_thread.run_sync(
+                lambda: render(
+                    job.request,
+                    video=video,
+                    source=source,
+                    audio=job.audio,
+                    segment_audio=job.segment_audio,
+                    output=target,
+                    timeout=self.config.render_timeout,
+                    audio_offset=offset,
+                )
+            )
+        self.stats.bump("renders")
+        job.variation_outputs[index] = target
+        return target
 
     # ------------------------------------------------------------------ webhooks, uploadEndpoint
 
@@ -607,7 +641,7 @@ class Emulator:
         for result in job.results:
             if request.upload_endpoint:
                 try:
-                    output = await self.ensure_rendered(job)
+                    output = await self.ensure_rendered(job, job.results.index(result))
                 except MediaError as exc:
                     log.warning("emulator: rendering %s failed: %s", job.task_uuid, exc)
                     return

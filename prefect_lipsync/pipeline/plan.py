@@ -108,6 +108,7 @@ def plan_run(
         loaded,
         probe_fn=probe_and_keep,
         price_per_second=settings.price_per_second_usd,
+        number_results=settings.number_results,
         audio_ops_dir=audio_ops_dir,
         request_options=settings.request_options(),
     )

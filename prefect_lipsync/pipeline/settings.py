@@ -28,6 +28,12 @@ class RunSettings(BaseModel):
     safety_mode: Literal["none", "fast", "full"] = Field(
         default="fast", description="Content safety checking of outputs: none, fast (key frames) or full."
     )
+    number_results: int = Field(
+        default=1,
+        ge=1,
+        le=20,
+        description="Variations made per job (each billed); the best one is delivered, the others kept as alternates.",
+    )
     ttl_s: int = Field(default=3600, ge=60, description="Seconds a result URL stays valid (at least 60).")
     concurrency: int = Field(
         default=4, ge=1, le=64, description="Jobs submitted and waited on at once per run."

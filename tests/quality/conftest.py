@@ -65,7 +65,13 @@ def _build(root: Path) -> Scenario:
         dubs.append(dub)
         spans.append((start, end))
         segments.append(
-            {"startTime": start, "endTime": end, "audio": dub.as_uri(), "audioStartTime": 0, "audioEndTime": length}
+            {
+                "startTime": start,
+                "endTime": end,
+                "audio": dub.as_uri(),
+                "audioStartTime": 0,
+                "audioEndTime": length,
+            }
         )
     # The clean output: the source picture re-encoded, each line's audio at its segment, silence elsewhere.
     parts = []
@@ -76,8 +82,28 @@ def _build(root: Path) -> Scenario:
     graph = ";".join([*parts, f"{mix}amix=inputs={len(spans)}:normalize=0,apad,atrim=0:{DURATION}[a]"])
     clean = root / "clean.mp4"
     inputs = [a for dub in dubs for a in ("-i", str(dub))]
-    _ffmpeg("-i", str(source), *inputs, "-filter_complex", graph, "-map", "0:v", "-map", "[a]",
-            "-c:v", "libx264", "-preset", "ultrafast", "-crf", "16", "-c:a", "aac", "-b:a", "128k", str(clean))
+    _ffmpeg(
+        "-i",
+        str(source),
+        *inputs,
+        "-filter_complex",
+        graph,
+        "-map",
+        "0:v",
+        "-map",
+        "[a]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "16",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        str(clean),
+    )
     payload = {
         "taskType": "videoInference",
         "model": "sync:3@0",
@@ -109,8 +135,24 @@ def make_mouth_moved(scenario: Scenario, *, outside_too: bool) -> Path:
     if outside_too:
         graph += ",drawbox=x=10:y=10:w=60:h=40:color=white:t=fill"
     out = scenario.clean.parent / f"mouth_moved{'_outside' if outside_too else ''}.mp4"
-    _ffmpeg("-i", str(scenario.clean), "-ss", "0.2", "-i", str(scenario.clean), "-filter_complex", graph + "[v]",
-            "-map", "[v]", "-map", "0:a", *_X264, "-c:a", "copy", str(out))
+    _ffmpeg(
+        "-i",
+        str(scenario.clean),
+        "-ss",
+        "0.2",
+        "-i",
+        str(scenario.clean),
+        "-filter_complex",
+        graph + "[v]",
+        "-map",
+        "[v]",
+        "-map",
+        "0:a",
+        *_X264,
+        "-c:a",
+        "copy",
+        str(out),
+    )
     return out
 
 
@@ -118,17 +160,47 @@ def make_broken(scenario: Scenario, fault: str) -> Path:
     """The clean output with one fault."""
     seg2_start, seg2_end = scenario.segments[1]
     if fault == "black_second":
-        return _variant(scenario, fault, "-vf", "drawbox=color=black:t=fill:enable='between(t,1,2)'", *_X264,
-                        "-c:a", "copy")
+        return _variant(
+            scenario,
+            fault,
+            "-vf",
+            "drawbox=color=black:t=fill:enable='between(t,1,2)'",
+            *_X264,
+            "-c:a",
+            "copy",
+        )
     if fault == "frozen_tail":
-        return _variant(scenario, fault, "-vf", "trim=end=3.5,tpad=stop_mode=clone:stop_duration=1.5", *_X264,
-                        "-c:a", "copy")
+        return _variant(
+            scenario,
+            fault,
+            "-vf",
+            "trim=end=3.5,tpad=stop_mode=clone:stop_duration=1.5",
+            *_X264,
+            "-c:a",
+            "copy",
+        )
     if fault == "muted_segment":
-        return _variant(scenario, fault, "-c:v", "copy", "-af",
-                        f"volume=0:enable='between(t,{seg2_start - 0.1},{seg2_end + 0.1})'", "-c:a", "aac")
+        return _variant(
+            scenario,
+            fault,
+            "-c:v",
+            "copy",
+            "-af",
+            f"volume=0:enable='between(t,{seg2_start - 0.1},{seg2_end + 0.1})'",
+            "-c:a",
+            "aac",
+        )
     if fault == "audio_delay_200ms":
-        return _variant(scenario, fault, "-c:v", "copy", "-af",
-                        f"adelay=200:all=1,atrim=0:{scenario.audio_duration}", "-c:a", "aac")
+        return _variant(
+            scenario,
+            fault,
+            "-c:v",
+            "copy",
+            "-af",
+            f"adelay=200:all=1,atrim=0:{scenario.audio_duration}",
+            "-c:a",
+            "aac",
+        )
     if fault == "wrong_size":
         return _variant(scenario, fault, "-vf", "scale=640:360", *_X264, "-c:a", "copy")
     if fault == "no_audio":

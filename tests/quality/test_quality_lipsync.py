@@ -81,8 +81,13 @@ def test_lips_200_ms_late_fail_with_the_lag_measured(faces: Faces) -> None:
 def test_without_a_face_box_in_the_plan_the_face_finder_gives_it(faces: Faces) -> None:
     from prefect_lipsync.manifest.plan_models import PlannedJob
 
-    job = PlannedJob(language="es", kind="audio", request=Sync3Request.model_validate(faces.job["request"]),
-                     output_name="late.mp4", video_duration=DURATION)
+    job = PlannedJob(
+        language="es",
+        kind="audio",
+        request=Sync3Request.model_validate(faces.job["request"]),
+        output_name="late.mp4",
+        video_duration=DURATION,
+    )
     report = check_planned_output(faces.late, faces.still, job, nsfw_flag=None, lipsync_expected=True)
     # dlib finds even the drawn face (its landmarks put the mouth around the drawn one).
     assert report.face_source == "face found by dlib-68-landmarks" and report.face_box is not None
@@ -100,7 +105,9 @@ def test_a_still_mouth_warns_that_no_lip_movement_was_found(faces: Faces) -> Non
 
 def test_an_offset_only_warns_for_output_not_made_by_a_lipsync_model(faces: Faces) -> None:
     check = _check(faces, faces.late, expected=False).check("lipsync_offset")
-    assert check is not None and check.status == "warn" and "did not come from a lip-sync model" in check.message
+    assert (
+        check is not None and check.status == "warn" and "did not come from a lip-sync model" in check.message
+    )
 
 
 def test_the_lag_is_the_shift_of_the_mouth_against_the_audio() -> None:
@@ -129,7 +136,9 @@ def test_shared_source_analysis_gives_the_same_report(faces: Faces) -> None:
         faces.late, faces.still, faces.job, nsfw_flag=None, lipsync_expected=True, source_analysis=analysis
     )
     alone = _check(faces, faces.late)
-    assert [(c.name, c.status, c.value) for c in shared.checks] == [(c.name, c.status, c.value) for c in alone.checks]
+    assert [(c.name, c.status, c.value) for c in shared.checks] == [
+        (c.name, c.status, c.value) for c in alone.checks
+    ]
 
 
 # --------------------------------------------------------------------------- face finder
@@ -163,18 +172,32 @@ def test_best_of_three_emulator_variations_picks_the_one_in_sync(faces: Faces, t
     # The emulator keeps the source's picture: a source whose lips follow the dub, and variations whose
     # audio the emulator moves by 200 ms, 0 and -300 ms (EmulatorConfig.variation_audio_offsets).
     offsets = (0.2, 0.0, -0.3)
-    request = {"model": "sync:3@0", "inputs": {"video": faces.in_sync.as_uri(), "audio": faces.speech.as_uri()}}
+    request = {
+        "model": "sync:3@0",
+        "inputs": {"video": faces.in_sync.as_uri(), "audio": faces.speech.as_uri()},
+    }
     req = Sync3Request.model_validate(request)
     info = probe_source(faces.in_sync)
     reports = []
     for i in range(3):
-        out = render(req, video=faces.in_sync, source=info, audio=faces.speech, segment_audio=[],
-                     output=tmp_path / f"variation{i}.mp4", timeout=120,
-                     audio_offset=variation_audio_offset(offsets, i))
+        out = render(
+            req,
+            video=faces.in_sync,
+            source=info,
+            audio=faces.speech,
+            segment_audio=[],
+            output=tmp_path / f"variation{i}.mp4",
+            timeout=120,
+            audio_offset=variation_audio_offset(offsets, i),
+        )
         job = {"request": request, "face_box": list(FACE_BOX)}
         reports.append(check_planned_output(out, faces.in_sync, job, nsfw_flag=False, lipsync_expected=False))
     lags = [r.lipsync[0].lag_ms for r in reports]
-    assert lags[0] == pytest.approx(-200, abs=40) and abs(lags[1]) <= 40 and lags[2] == pytest.approx(300, abs=40)
+    assert (
+        lags[0] == pytest.approx(-200, abs=40)
+        and abs(lags[1]) <= 40
+        and lags[2] == pytest.approx(300, abs=40)
+    )
     choice = choose_best(reports)
     assert choice.index == 1 and choice.alternates == (0, 2)
     assert "variation 2 of 3" in choice.reason and "alternates" in choice.reason
@@ -185,7 +208,10 @@ def test_best_of_n_prefers_the_verdict_then_the_lipsync_score(faces: Faces) -> N
     in_sync, late = _check(faces, faces.in_sync), _check(faces, faces.late)
     choice = choose_best([late, in_sync])
     assert choice.index == 1 and "the best verdict" in choice.reason
-    same_verdict = [in_sync.model_copy(update={"verdict": "warn"}), in_sync.model_copy(update={"lipsync": []})]
+    same_verdict = [
+        in_sync.model_copy(update={"verdict": "warn"}),
+        in_sync.model_copy(update={"lipsync": []}),
+    ]
     same_verdict[1].verdict = "warn"
     assert choose_best(same_verdict).index == 0
     assert "lip-sync score" in choose_best(same_verdict).reason
@@ -213,8 +239,18 @@ def test_lipsync_picture_draws_both_curves_per_segment(faces: Faces, tmp_path: P
 def test_cli_check_with_a_plan_runs_lipsync_with_the_plans_face_box(faces: Faces, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"jobs": [faces.job]}))
-    cmd = [sys.executable, "-m", "prefect_lipsync.cli", "check", str(faces.late), "--source", str(faces.still),
-           "--plan", str(plan), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "prefect_lipsync.cli",
+        "check",
+        str(faces.late),
+        "--source",
+        str(faces.still),
+        "--plan",
+        str(plan),
+        "--json",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     body = json.loads(done.stdout)
@@ -228,8 +264,22 @@ def test_cli_check_with_a_plan_runs_lipsync_with_the_plans_face_box(faces: Faces
 def test_cli_refuses_a_malformed_face_box_naming_the_job(faces: Faces, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"jobs": [{**faces.job, "face_box": [10, 10, 5]}]}))
-    done = subprocess.run([sys.executable, "-m", "prefect_lipsync.cli", "check", str(faces.late), "--source",
-                           str(faces.still), "--plan", str(plan)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefect_lipsync.cli",
+            "check",
+            str(faces.late),
+            "--source",
+            str(faces.still),
+            "--plan",
+            str(plan),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "face_box" in done.stderr and "'es'" in done.stderr
     assert "Traceback" not in done.stderr
 

@@ -26,9 +26,22 @@ def test_clean_output_passes_every_check(scenario: Scenario) -> None:
     report = _check(scenario, scenario.clean)
     assert report.verdict == "pass", [c for c in report.checks if c.status != "pass"]
     names = {c.name for c in report.checks}
-    assert {"container", "decode", "streams", "duration", "geometry", "frame_rate", "audio_level",
-            "speech_in_segments", "loudness", "true_peak", "av_offset", "black_frames", "frozen_frames",
-            "content_safety"} <= names
+    assert {
+        "container",
+        "decode",
+        "streams",
+        "duration",
+        "geometry",
+        "frame_rate",
+        "audio_level",
+        "speech_in_segments",
+        "loudness",
+        "true_peak",
+        "av_offset",
+        "black_frames",
+        "frozen_frames",
+        "content_safety",
+    } <= names
     av = report.check("av_offset")
     assert av is not None and isinstance(av.value, float) and abs(av.value) < 0.005
 
@@ -46,7 +59,9 @@ def test_clean_output_passes_every_check(scenario: Scenario) -> None:
         ("not_video", {"container"}),
     ],
 )
-def test_each_fault_is_caught_by_its_own_check_only(scenario: Scenario, broken: Broken, fault: str, caught_by: set[str]) -> None:
+def test_each_fault_is_caught_by_its_own_check_only(
+    scenario: Scenario, broken: Broken, fault: str, caught_by: set[str]
+) -> None:
     report = _check(scenario, broken(fault))
     assert report.not_passed() == caught_by, [c.message for c in report.checks if c.status != "pass"]
     assert report.verdict == "fail"
@@ -70,7 +85,9 @@ def test_audio_delay_is_measured_to_the_millisecond(scenario: Scenario, broken: 
     assert check is not None and check.value == pytest.approx(0.2, abs=0.002)
 
 
-def test_black_stretch_in_the_source_too_is_not_blamed_on_the_output(scenario: Scenario, broken: Broken) -> None:
+def test_black_stretch_in_the_source_too_is_not_blamed_on_the_output(
+    scenario: Scenario, broken: Broken
+) -> None:
     output = broken("black_second")
     # Compare the broken output with itself as the source: the stretch is the source's own.
     report = check_output(output, source=output, request_payload=scenario.payload)
@@ -79,8 +96,9 @@ def test_black_stretch_in_the_source_too_is_not_blamed_on_the_output(scenario: S
 
 
 def test_emulator_output_warns_that_the_mouth_did_not_move(scenario: Scenario) -> None:
-    report = _check(scenario, scenario.clean, face_box=face_box(*SIZE), mouth_box=mouth_box(*SIZE),
-                    lipsync_expected=False)
+    report = _check(
+        scenario, scenario.clean, face_box=face_box(*SIZE), mouth_box=mouth_box(*SIZE), lipsync_expected=False
+    )
     assert report.not_passed() == {"mouth_changed"}
     assert report.verdict == "warn"
     outside = report.check("outside_face_unchanged")
@@ -142,12 +160,23 @@ def test_asked_for_content_check_without_a_flag_warns(scenario: Scenario) -> Non
 
 
 @pytest.mark.slow
-def test_cli_prints_json_and_exits_non_zero_on_fail(scenario: Scenario, broken: Broken, tmp_path: Path) -> None:
+def test_cli_prints_json_and_exits_non_zero_on_fail(
+    scenario: Scenario, broken: Broken, tmp_path: Path
+) -> None:
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"jobs": [{"language": "es", "request": scenario.payload, "warnings": []}],
-                                "estimated_seconds": 5.0, "estimated_cost_usd": 0.5}))
+    plan.write_text(
+        json.dumps(
+            {
+                "jobs": [{"language": "es", "request": scenario.payload, "warnings": []}],
+                "estimated_seconds": 5.0,
+                "estimated_cost_usd": 0.5,
+            }
+        )
+    )
     cmd = ["prefect_lipsync.cli", "check", "--source", str(scenario.source), "--plan", str(plan), "--json"]
-    ok = subprocess.run([_python(), "-m", *cmd, str(scenario.clean)], capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [_python(), "-m", *cmd, str(scenario.clean)], capture_output=True, text=True, timeout=120
+    )
     assert ok.returncode == 0, ok.stderr
     body = json.loads(ok.stdout)
     assert body["verdict"] == "pass"
@@ -156,18 +185,48 @@ def test_cli_prints_json_and_exits_non_zero_on_fail(scenario: Scenario, broken: 
     bad = subprocess.run([_python(), "-m", *cmd, str(delayed)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert json.loads(bad.stdout)["verdict"] == "fail"
-    table = subprocess.run([_python(), "-m", "prefect_lipsync.cli", "check", str(delayed), "--source",
-                            str(scenario.source), "--plan", str(plan), "--language", "es"],
-                           capture_output=True, text=True, timeout=120)
+    table = subprocess.run(
+        [
+            _python(),
+            "-m",
+            "prefect_lipsync.cli",
+            "check",
+            str(delayed),
+            "--source",
+            str(scenario.source),
+            "--plan",
+            str(plan),
+            "--language",
+            "es",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert table.returncode == 1 and "av_offset" in table.stdout and "fail" in table.stdout
 
 
 def test_cli_names_a_missing_language_without_a_traceback(scenario: Scenario, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"jobs": [{"language": "es", "request": scenario.payload}]}))
-    done = subprocess.run([_python(), "-m", "prefect_lipsync.cli", "check", str(scenario.clean), "--source",
-                           str(scenario.source), "--plan", str(plan), "--language", "fr"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            _python(),
+            "-m",
+            "prefect_lipsync.cli",
+            "check",
+            str(scenario.clean),
+            "--source",
+            str(scenario.source),
+            "--plan",
+            str(plan),
+            "--language",
+            "fr",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "fr" in done.stderr and "Traceback" not in done.stderr
 
@@ -178,7 +237,9 @@ def _python() -> str:
     return sys.executable
 
 
-def test_frames_kept_from_the_analysis_pass_are_the_frames_a_seek_returns(scenario: Scenario, tmp_path: Path) -> None:
+def test_frames_kept_from_the_analysis_pass_are_the_frames_a_seek_returns(
+    scenario: Scenario, tmp_path: Path
+) -> None:
     from fractions import Fraction
 
     import numpy as np

@@ -47,9 +47,11 @@ def test_filter_log_parser_reads_every_filter_and_keeps_the_last_summary() -> No
 
 
 def test_named_volumedetect_reports_are_told_apart() -> None:
-    log = ("[volumedetect@seg0 @ 0x1] [info] n_samples: 0\n"
-           "[volumedetect@seg1 @ 0x2] [info] max_volume: -3.0 dB\n"
-           "[volumedetect@seg0 @ 0x3] [info] max_volume: -91.0 dB\n")
+    log = (
+        "[volumedetect@seg0 @ 0x1] [info] n_samples: 0\n"
+        "[volumedetect@seg1 @ 0x2] [info] max_volume: -3.0 dB\n"
+        "[volumedetect@seg0 @ 0x3] [info] max_volume: -91.0 dB\n"
+    )
     assert parse_named_volumes(log) == {"seg1": -3.0, "seg0": -91.0}
 
 
@@ -68,7 +70,10 @@ def test_cross_correlation_finds_a_known_delay_in_noise() -> None:
 
 def test_cross_correlation_gives_up_on_silence() -> None:
     reference = np.ones(16000, dtype=np.float32)
-    assert measure_offset(reference, np.zeros(48000, dtype=np.float32), planned_start_s=1.0, search_s=0.5) is None
+    assert (
+        measure_offset(reference, np.zeros(48000, dtype=np.float32), planned_start_s=1.0, search_s=0.5)
+        is None
+    )
 
 
 def test_ssim_ignores_the_box_outside_and_looks_only_inside_it() -> None:
@@ -83,9 +88,20 @@ def test_ssim_ignores_the_box_outside_and_looks_only_inside_it() -> None:
 
 
 def test_payload_segments_and_whole_track_dub() -> None:
-    payload = {"inputs": {"video": "file:///v.mp4"},
-               "settings": {"segments": [{"startTime": 1.0, "endTime": 3.0, "audio": "file:///a%20b.wav",
-                                          "audioStartTime": 0.5, "audioEndTime": 1.5}]}}
+    payload = {
+        "inputs": {"video": "file:///v.mp4"},
+        "settings": {
+            "segments": [
+                {
+                    "startTime": 1.0,
+                    "endTime": 3.0,
+                    "audio": "file:///a%20b.wav",
+                    "audioStartTime": 0.5,
+                    "audioEndTime": 1.5,
+                }
+            ]
+        },
+    }
     (seg,) = planned_segments(payload, 10.0)
     assert (seg.start, seg.end, seg.audio_start, seg.audio_length()) == (1.0, 3.0, 0.5, 1.0)
     assert str(resolve_media(seg.audio_ref)) == "/a b.wav"

@@ -15,8 +15,13 @@ from prefect_lipsync.quality.pictures import write_pictures
 def test_pictures_show_both_frames_per_segment_and_the_findings_in_time(scenario: Any, broken: Any) -> None:
     output = broken("black_second")
     report = check_output(output, source=scenario.source, request_payload=scenario.payload)
-    pictures = write_pictures(report, output=output, source=scenario.source, request_payload=scenario.payload,
-                              mouth_box=mouth_box(320, 180))
+    pictures = write_pictures(
+        report,
+        output=output,
+        source=scenario.source,
+        request_payload=scenario.payload,
+        mouth_box=mouth_box(320, 180),
+    )
     assert set(pictures) == {"timeline", "contact_sheet"}
     for path in pictures.values():
         assert path.parent == output.parent and path.suffix == ".png"

@@ -14,8 +14,13 @@ Scenario = Any  # the `scenario` fixture (tests/quality/conftest.py)
 
 
 def test_good_job_passes_with_only_the_face_warning_of_a_drawn_card(scenario: Scenario) -> None:
-    report = preflight(scenario.payload, expected_fps=Fraction(25), expected_duration=5.0,
-                       price_per_second=0.1, budget_usd=1.0)
+    report = preflight(
+        scenario.payload,
+        expected_fps=Fraction(25),
+        expected_duration=5.0,
+        price_per_second=0.1,
+        budget_usd=1.0,
+    )
     # The Haar detector does not see the drawn face: a warning, never a refusal.
     assert report.not_passed() == {"face_visible"}
     assert report.verdict == "warn"

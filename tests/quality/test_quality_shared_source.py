@@ -30,8 +30,9 @@ def test_checks_with_a_shared_source_analysis_agree_with_checks_alone(
     output = scenario.clean if fault == "clean" else broken(fault)
     analysis = analyze_source(scenario.source, request_payloads=[scenario.payload])
     boxes = {"face_box": face_box(*SIZE), "mouth_box": mouth_box(*SIZE), "lipsync_expected": False}
-    shared = check_output(output, source=scenario.source, request_payload=scenario.payload,
-                          source_analysis=analysis, **boxes)  # type: ignore[arg-type]
+    shared = check_output(
+        output, source=scenario.source, request_payload=scenario.payload, source_analysis=analysis, **boxes
+    )  # type: ignore[arg-type]
     alone = check_output(output, source=scenario.source, request_payload=scenario.payload, **boxes)  # type: ignore[arg-type]
     assert _summary(shared) == _summary(alone)
 
@@ -41,7 +42,9 @@ def test_the_source_is_decoded_for_frozen_stretches_once_per_run(scenario: Scena
     assert analysis._frozen is None  # not decoded until an output shows a freeze
     frozen = broken("frozen_tail")
     for _ in range(2):  # two languages
-        check_output(frozen, source=scenario.source, request_payload=scenario.payload, source_analysis=analysis)
+        check_output(
+            frozen, source=scenario.source, request_payload=scenario.payload, source_analysis=analysis
+        )
     assert analysis._frozen == []  # the talking card never freezes; decoded once, kept
 
 
@@ -49,7 +52,9 @@ def test_preflight_with_a_shared_analysis_agrees_and_still_refuses_a_truncated_s
     scenario: Scenario, broken: Any
 ) -> None:
     analysis = analyze_source(scenario.source, request_payloads=[scenario.payload])
-    shared = preflight(scenario.payload, expected_fps=Fraction(25), expected_duration=5.0, source_analysis=analysis)
+    shared = preflight(
+        scenario.payload, expected_fps=Fraction(25), expected_duration=5.0, source_analysis=analysis
+    )
     alone = preflight(scenario.payload, expected_fps=Fraction(25), expected_duration=5.0)
     assert _summary(shared) == _summary(alone)
     payload = copy.deepcopy(scenario.payload)

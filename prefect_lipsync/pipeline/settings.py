@@ -23,7 +23,7 @@ class RunSettings(BaseModel):
     )
     sync_mode: Literal["bounce", "cut_off", "silence", "remap"] = Field(
         default="cut_off",
-        description="What the service does when audio and video lengths differ (a manifest's own sync_mode wins).",
+        description="Not applied yet: each manifest's defaults.sync_mode (or a language's sync_mode) decides.",
     )
     safety_mode: Literal["none", "fast", "full"] = Field(
         default="fast", description="Content safety checking of outputs: none, fast (key frames) or full."

@@ -178,4 +178,5 @@ def test_custom_run_form_and_quality_artifact_in_a_real_browser(
         assert cells[3].strip() == (check["threshold"] or "")
         assert cells[4].strip() == check["message"]
     sizes = pictures.evaluate_all("imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
-    assert len(sizes) == 2 and all(w > 100 and h > 50 for w, h in sizes), sizes
+    # The timeline, the contact sheet and the lip-sync curves, each decoded by the browser.
+    assert len(sizes) == 3 and all(w > 100 and h > 50 for w, h in sizes), sizes

@@ -566,38 +566,23 @@ class Emulator:
         """Render a job's output once (the first caller renders, the others wait), off the loop.
 
         Result `index` of a numberResults > 1 task gets a rendering of its own when the config moves
-        its audio (`variation_audio_offsets`), so variations differ as a model's would.
+        its audio (`variation_audio_offsets`), so variations differ as a model's would; otherwise all
+        results share one rendering.
         """
         offset = variation_audio_offset(self.config.variation_audio_offsets, index)
         async with job.render_lock:
+            known = job.variation_outputs.get(index) if offset else job.output
+            if known is not None and known.exists():
+                return known
+            name = f"{job.task_uuid}.v{index}.{job.ext}" if offset else f"{job.task_uuid}.{job.ext}"
+            target = await self._render(job, self.outputs_dir / name, offset)
             if offset:
-                return await self._render_variation(job, index, offset)
-            if job.output is not None and job.output.exists():
-                return job.output
-            target = self.outputs_dir / f"{job.task_uuid}.{job.ext}"
-            video, source = job.video, job.source
-            assert video is not None and source is not None, "only a finished job is rendered"
-            async with self._render_slots:
-                await anyio.to_thread.run_sync(
-                    lambda: render(
-                        job.request,
-                        video=video,
-                        source=source,
-                        audio=job.audio,
-                        segment_audio=job.segment_audio,
-                        output=target,
-                        timeout=self.config.render_timeout,
-                    )
-                )
-            self.stats.bump("renders")
-            job.output = target
+                job.variation_outputs[index] = target
+            else:
+                job.output = target
             return target
 
-    async def _render_variation(self, job: Job, index: int, offset: float) -> Path:
-        known = job.variation_outputs.get(index)
-        if known is not None and known.exists():
-            return known
-        target = self.outputs_dir / f"{job.task_uuid}.v{index}.{job.ext}"
+    async def _render(self, job: Job, target: Path, audio_offset: float) -> Path:
         video, source = job.video, job.source
         assert video is not None and source is not None, "only a finished job is rendered"
         async with self._render_slots:
@@ -610,11 +595,10 @@ class Emulator:
                     segment_audio=job.segment_audio,
                     output=target,
                     timeout=self.config.render_timeout,
-                    audio_offset=offset,
+                    audio_offset=audio_offset,
                 )
             )
         self.stats.bump("renders")
-        job.variation_outputs[index] = target
         return target
 
     # ------------------------------------------------------------------ webhooks, uploadEndpoint

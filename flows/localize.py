@@ -29,7 +29,8 @@ from prefect_lipsync.flows.options import QualityPolicy, RunOptions
 from prefect_lipsync.manifest import read_manifest
 from prefect_lipsync.manifest.output_names import output_stem
 from prefect_lipsync.pipeline import JobJournal, JobRunner, LanguageOutput, RunOutcome, run_jobs
-from prefect_lipsync.pipeline.delivery import record_rejection, release_held
+from prefect_lipsync.pipeline.delivery import record_rejection, release_held, report_path_of
+from prefect_lipsync.pipeline.destination import Destination, read_ref_text
 from prefect_lipsync.quality import QualityReport
 from prefect_lipsync.tasks.clients import client_session
 from prefect_lipsync.tasks.jobs import InProcessJobs, PrefectStepHook
@@ -83,7 +84,7 @@ async def localize_video(
 
     Args:
         manifest: Path of the manifest (YAML or JSON, version 1).
-        out_dir: Folder for the outputs; each manifest gets a sub-folder named after it.
+        out_dir: Folder (or `s3://bucket/prefix`) for the outputs; each manifest gets a sub-folder named after it.
         languages: Only these languages of the manifest (all when empty).
         credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
         credentials_block: The name of a saved RunwareCredentials block, instead of `credentials`.
@@ -96,12 +97,13 @@ async def localize_video(
         rerun_nonce: Set to re-run (and pay for) jobs already done once; leave empty to resume instead.
     """
     options = RunOptions.of(locals())
-    result = await localize_manifest(Path(manifest), Path(out_dir), languages, options)
-    return await apply_quality_policy(result, options, out_root=Path(out_dir))
+    destination = Destination.of(out_dir)
+    result = await localize_manifest(Path(manifest), destination, languages, options)
+    return await apply_quality_policy(result, options, out_root=destination)
 
 
 async def localize_manifest(
-    manifest: Path, out_root: Path, languages: list[str] | None, options: RunOptions
+    manifest: Path, out_root: Destination, languages: list[str] | None, options: RunOptions
 ) -> LocalizeResult:
     """One manifest's jobs against the run's endpoint: resolved once, before anything is planned or paid."""
     logger = get_run_logger()
@@ -114,14 +116,12 @@ async def localize_manifest(
         if endpoint.offline:
             logger.warning(OFFLINE_NOTICE)
         async with client_session(endpoint.credentials) as client:
-            return await _run_plan(
-                manifest.resolve(), out_root.resolve(), languages, endpoint, client, options
-            )
+            return await _run_plan(manifest.resolve(), out_root, languages, endpoint, client, options)
 
 
 async def _run_plan(
     manifest: Path,
-    out_root: Path,
+    out_root: Destination,
     languages: list[str] | None,
     endpoint: Endpoint,
     client: Any,
@@ -133,8 +133,8 @@ async def _run_plan(
     if endpoint.credentials.job_timeout_s is not None:
         settings = settings.model_copy(update={"job_timeout_s": endpoint.credentials.job_timeout_s})
     plan = await with_api_retries(lambda: plan_segments(str(manifest), settings, languages))
-    out_dir = out_root / plan.name
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = out_root.child(plan.name)
+    out_dir.local.mkdir(parents=True, exist_ok=True)
     runner = JobRunner(
         client,
         settings,
@@ -154,7 +154,7 @@ async def _run_plan(
     async def done(output: LanguageOutput) -> None:
         await best_effort(lambda: progress.advance(f"{output.language}: {output.summary}"), "the progress")
         if output.report:
-            report = QualityReport.model_validate_json(Path(output.report).read_text(encoding="utf-8"))
+            report = QualityReport.model_validate_json(read_ref_text(output.report) or "")
             await best_effort(
                 lambda: publish_quality_report(output.language, plan.name, report, output.pictures),
                 f"the quality report of {output.language}",
@@ -177,7 +177,7 @@ async def _run_plan(
         ),
         "the run summary",
     )
-    write_text_atomic(out_dir / "result.json", result.model_dump_json(indent=2))
+    out_dir.write_text("result.json", result.model_dump_json(indent=2))
     for output in outputs:
         if output.error:
             logger.error("%s: %s", output.language, output.error)
@@ -185,7 +185,7 @@ async def _run_plan(
 
 
 async def apply_quality_policy(
-    result: LocalizeResult, options: RunOptions, *, out_root: Path
+    result: LocalizeResult, options: RunOptions, *, out_root: Destination
 ) -> LocalizeResult:
     """`fail`: a failed check fails the run; `warn`: it completes; `ask`: a person decides on held outputs."""
     logger = get_run_logger()
@@ -224,39 +224,59 @@ async def apply_quality_policy(
     except FlowPauseTimeout as exc:  # nobody decided in time: that is a rejection
         logger.error("No reviewer decision within %s s: outputs rejected.", timeout_s)
         for output in held:
-            _record(output, approved=False, reviewer="", comment=f"no decision within {timeout_s} s")
+            _record(
+                output,
+                out_root.child(result.name),
+                approved=False,
+                reviewer="",
+                comment=f"no decision within {timeout_s} s",
+            )
         raise QualityRejected(f"No reviewer decision within {timeout_s} s: outputs rejected.") from exc
     reviewer = decision.reviewer or "a reviewer"
+    out_dir = out_root.child(result.name)
     for output in held:
-        _record(output, approved=decision.approved, reviewer=reviewer, comment=decision.comment)
-    write_text_atomic(out_root.resolve() / result.name / "result.json", result.model_dump_json(indent=2))
+        _record(output, out_dir, approved=decision.approved, reviewer=reviewer, comment=decision.comment)
+    out_dir.write_text("result.json", result.model_dump_json(indent=2))
     if not decision.approved:
         raise QualityRejected(f"Rejected by {reviewer}: {decision.comment or 'no comment'}")
     logger.info("Approved by %s: %s", reviewer, decision.comment)
     return result
 
 
-def _record(output: LanguageOutput, *, approved: bool, reviewer: str, comment: str) -> None:
+def _record(
+    output: LanguageOutput, out_dir: Destination, *, approved: bool, reviewer: str, comment: str
+) -> None:
     """Carry out a reviewer's decision on one held output, and say so in its report."""
     assert output.quarantined_to is not None
-    held = Path(output.quarantined_to)
+    held = out_dir.local_of(output.quarantined_to)
     if not approved:
         record_rejection(held, reviewer=reviewer, comment=comment)
+        out_dir.publish([report_path_of(held)])
         output.held = False
         return
     assert output.output_name is not None
     delivered, report = release_held(
-        held, out_dir=held.parent.parent, name=output.output_name, reviewer=reviewer, comment=comment
+        held,
+        out_dir=out_dir.local,
+        name=output.output_name,
+        reviewer=reviewer,
+        comment=comment,
+        ref=out_dir.ref,
     )
+    pictures = [
+        delivered.parent / Path(p).name.replace(held.stem, delivered.stem, 1) for p in output.pictures
+    ]
+    # Published like any delivery (the video last), then the quarantined copies are gone.
+    out_dir.publish([*pictures, report])
+    out_dir.publish([delivered], keep_local=False)
+    out_dir.drop_quarantined(output.quarantined_to, output.pictures)
     output.output, output.report, output.quarantined_to, output.held = (
-        str(delivered),
-        str(report),
+        out_dir.ref(delivered),
+        out_dir.ref(report),
         None,
         False,
     )
-    output.pictures = [
-        str(delivered.parent / Path(p).name.replace(held.stem, delivered.stem, 1)) for p in output.pictures
-    ]
+    output.pictures = [out_dir.ref(p) for p in pictures]
 
 
 # --------------------------------------------------------------------------- batch
@@ -274,16 +294,17 @@ def _manifest_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _done_marker(out_root: Path, manifest: Path) -> Path:
-    return out_root / ".done" / f"{hashlib.sha256(str(manifest).encode()).hexdigest()[:16]}.json"
+def _done_marker(manifest: Path) -> str:
+    """The done marker's name, relative to the batch's out_dir."""
+    return f".done/{hashlib.sha256(str(manifest).encode()).hexdigest()[:16]}.json"
 
 
-def is_done(out_root: Path, manifest: Path) -> bool:
+def is_done(out_root: Destination, manifest: Path) -> bool:
     """A manifest is done when a marker of this exact manifest content says so."""
-    marker = _done_marker(out_root, manifest)
     try:
-        return bool(json.loads(marker.read_text())["digest"] == _manifest_digest(manifest))
-    except (OSError, ValueError, KeyError):
+        marker = out_root.read_text(_done_marker(manifest))
+        return marker is not None and bool(json.loads(marker)["digest"] == _manifest_digest(manifest))
+    except (ValueError, KeyError, TypeError):
         return False
 
 
@@ -308,7 +329,7 @@ async def localize_batch(
 
     Args:
         folder: Folder holding manifests; searched with `pattern`, sub-folders included.
-        out_dir: Folder for the outputs, one sub-folder per manifest.
+        out_dir: Folder (or `s3://bucket/prefix`) for the outputs, one sub-folder per manifest.
         pattern: Glob of manifest files, e.g. `*.yaml` or `**/manifest.json`.
         max_concurrent_manifests: Manifests processed at once.
         manifest_deployment: Run each manifest as a flow run of this deployment (e.g.
@@ -324,7 +345,7 @@ async def localize_batch(
     """
     options = RunOptions.of(locals(), not_applicable=("approval_timeout_s",))
     logger = get_run_logger()
-    out_root = Path(out_dir).resolve()
+    out_root = Destination.of(out_dir)
     manifests = sorted(
         p.resolve() for p in Path(folder).glob(pattern if "**" in pattern else f"**/{pattern}")
     )
@@ -369,7 +390,7 @@ async def localize_batch(
             return await with_api_retries(
                 lambda: localize_video(
                     manifest=str(manifest),
-                    out_dir=str(out_root),
+                    out_dir=out_root.where,
                     credentials=sub_credentials,
                     settings=settings,
                     base_url=endpoint.base_url,
@@ -394,10 +415,9 @@ async def localize_batch(
                 # Dub previews are not the real thing: the manifest stays to do for a run with a key.
                 result.done.append(str(manifest))
             elif completed:
-                marker = _done_marker(out_root, manifest)
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                write_text_atomic(
-                    marker, json.dumps({"manifest": str(manifest), "digest": _manifest_digest(manifest)})
+                out_root.write_text(
+                    _done_marker(manifest),
+                    json.dumps({"manifest": str(manifest), "digest": _manifest_digest(manifest)}),
                 )
                 result.done.append(str(manifest))
             else:
@@ -430,7 +450,7 @@ def _check_fan_out(options: RunOptions) -> None:
 
 
 def _child_parameters(
-    manifest: Path, out_root: Path, options: RunOptions, endpoint: Endpoint
+    manifest: Path, out_root: Destination, options: RunOptions, endpoint: Endpoint
 ) -> dict[str, Any]:
     """The localize_video parameters of one manifest's flow run on a worker: names, never secrets."""
     block = options.credentials_block or (
@@ -438,7 +458,7 @@ def _child_parameters(
     )
     parameters: dict[str, Any] = {
         "manifest": str(manifest),
-        "out_dir": str(out_root),
+        "out_dir": out_root.where,
         "credentials_block": block,
         "base_url": endpoint.base_url if endpoint.offline else options.base_url,
         "allow_emulator": options.allow_emulator,
@@ -594,7 +614,7 @@ async def lipsync_video(
         audio: A dub track for the whole video.
         speech: Text for the service to speak over the whole video.
         segments: Stretches of the video, each with its own audio file.
-        out_dir: Folder for the output; it gets a sub-folder named `name`.
+        out_dir: Folder (or `s3://bucket/prefix`) for the output; it gets a sub-folder named `name`.
         name: Used in the output's file name: letters, digits, `.`, `_` and `-`.
         language: Used in the output's file name: letters, digits, `.`, `_` and `-`.
         sync_mode: What the service does when audio and video lengths differ.
@@ -611,9 +631,9 @@ async def lipsync_video(
     given = [k for k, v in (("audio", audio), ("speech", speech), ("segments", segments)) if v]
     if len(given) != 1:
         raise ValueError(f"give exactly one of audio, speech, segments (got {', '.join(given) or 'none'})")
-    out_root = Path(out_dir).resolve()
+    out_root = Destination.of(out_dir)
     manifest = _write_single_manifest(
-        out_root / name / f"{name}.manifest.yaml",
+        out_root.child(name).local / f"{name}.manifest.yaml",
         video=video,
         name=name,
         language=language,

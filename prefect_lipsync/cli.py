@@ -18,6 +18,7 @@ _SUBCOMMAND_MODULES = (
     "prefect_lipsync.emulator.cli",
     "prefect_lipsync.quality.cli",
     "prefect_lipsync.run_cli",
+    "prefect_lipsync.team_cli",
 )
 
 

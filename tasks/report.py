@@ -6,7 +6,7 @@ import base64
 import json
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -17,7 +17,9 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 
+from prefect_lipsync.pipeline.destination import read_ref_bytes
 from prefect_lipsync.quality.models import CheckResult
+from prefect_lipsync.storage.errors import StorageError
 
 if TYPE_CHECKING:
     from prefect_lipsync.pipeline import LanguageOutput
@@ -88,11 +90,15 @@ def _value_text(value: float | int | bool | str | None) -> str:
 
 
 def _picture_markdown(path: str) -> str:
-    picture = Path(path)
-    if picture.exists() and picture.stat().st_size <= INLINE_PICTURE_MAX_BYTES:
-        data = base64.b64encode(picture.read_bytes()).decode()
-        return f"![{escape_markdown(picture.name)}](data:image/png;base64,{data})"
-    return code_span(picture)
+    """The picture inline (a local file or an object in storage), or its name when too big or gone."""
+    name = PurePosixPath(path).name
+    try:
+        content = read_ref_bytes(path)
+    except (OSError, StorageError):
+        return code_span(path)
+    if len(content) > INLINE_PICTURE_MAX_BYTES:
+        return code_span(path)
+    return f"![{escape_markdown(name)}](data:image/png;base64,{base64.b64encode(content).decode()})"
 
 
 def _row(*cells: str) -> str:
@@ -164,9 +170,9 @@ def failing_checks(outputs: Sequence[LanguageOutput]) -> dict[str, list[CheckRes
         checks: list[CheckResult] = []
         if output.report:
             try:
-                data = json.loads(Path(output.report).read_text(encoding="utf-8"))
+                data = json.loads(read_ref_bytes(output.report))
                 checks = [CheckResult.model_validate(c) for c in data.get("checks", [])]
-            except (OSError, ValueError):
+            except (OSError, ValueError, StorageError):
                 checks = []
         failing[output.language] = [c for c in checks if c.status == "fail"]
     return failing

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,11 @@ def staging_path(out_dir: Path, name: str) -> Path:
 
 def report_path_of(video: Path) -> Path:
     return video.with_name(video.name + ".report.json")
+
+
+def quarantine_note_of(video: Path) -> Path:
+    """The `.quarantine.json` beside a quarantined output: why it is there."""
+    return video.with_name(video.name + ".quarantine.json")
 
 
 def failed_checks(report: QualityReport) -> list[str]:
@@ -90,8 +95,12 @@ def settle(
     out_dir: Path,
     name: str,
     policy: DeliveryPolicy,
+    ref: Callable[[Path], str] = str,
 ) -> Settled:
-    """Deliver, quarantine or hold one checked output; the video moves last, so its name means done."""
+    """Deliver, quarantine or hold one checked output; the video moves last, so its name means done.
+
+    `ref` names a settled file as the report records it (its final key, for object storage).
+    """
     hold = report.verdict == "fail" and policy == "ask" and not flagged(report)
     quarantine = flagged(report) or (report.verdict == "fail" and policy != "warn")
     if not quarantine:
@@ -101,12 +110,12 @@ def settle(
         final_name = _free_name(folder, name)
     final = folder / final_name
     moved = [_move(p, folder, p.name.replace(staged.stem, Path(final_name).stem, 1)) for p in pictures]
-    report.output = str(final)
-    report.quarantined_to = str(final) if quarantine else None
+    report.output = ref(final)
+    report.quarantined_to = ref(final) if quarantine else None
     report_file = _write_report(final, report, {"held_for_review": True} if hold else None)
     if quarantine:
-        why = {"reasons": failed_checks(report), "held_for_review": hold, "report": str(report_file)}
-        write_text_atomic(final.with_name(final.name + ".quarantine.json"), json.dumps(why, indent=2))
+        why = {"reasons": failed_checks(report), "held_for_review": hold, "report": ref(report_file)}
+        write_text_atomic(quarantine_note_of(final), json.dumps(why, indent=2))
     _move(staged, folder, final_name)
     return Settled(video=final, report=report_file, pictures=moved, quarantined=quarantine, held=hold)
 
@@ -120,7 +129,13 @@ def _pictures_of(video: Path) -> list[Path]:
 
 
 def release_held(
-    held_video: Path, *, out_dir: Path, name: str, reviewer: str, comment: str
+    held_video: Path,
+    *,
+    out_dir: Path,
+    name: str,
+    reviewer: str,
+    comment: str,
+    ref: Callable[[Path], str] = str,
 ) -> tuple[Path, Path]:
     """A person approved a held output: move it and its report to the delivery name, with the decision.
 
@@ -131,7 +146,7 @@ def release_held(
     final = out_dir / name
     body.update(
         {
-            "output": str(final),
+            "output": ref(final),
             "quarantined_to": None,
             "held_for_review": False,
             "review": {
@@ -146,7 +161,7 @@ def release_held(
         _move(picture, out_dir, picture.name.replace(held_video.stem, final.stem, 1))
     delivered_report = write_text_atomic(report_path_of(final), json.dumps(body, indent=2))
     report_file.unlink(missing_ok=True)
-    held_video.with_name(held_video.name + ".quarantine.json").unlink(missing_ok=True)
+    quarantine_note_of(held_video).unlink(missing_ok=True)
     _move(held_video, out_dir, name)
     return final, delivered_report
 

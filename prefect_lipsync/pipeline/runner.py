@@ -28,9 +28,11 @@ from prefect_lipsync.pipeline.delivery import (
     DeliveryPolicy,
     Settled,
     failed_checks,
+    quarantine_note_of,
     settle,
     staging_path,
 )
+from prefect_lipsync.pipeline.destination import Destination, ref_exists, remove_objects
 from prefect_lipsync.pipeline.journal import JobJournal, JobRecord
 from prefect_lipsync.pipeline.outcome import LanguageOutput
 from prefect_lipsync.pipeline.plan import RunPlan
@@ -72,9 +74,17 @@ async def run_plain(step: Step, work: Callable[[], Awaitable[T]]) -> T:
 
 
 @dataclass
+class _Staged:
+    """A downloaded result under its staging name; `stored` is the object the service PUT it to, if any."""
+
+    path: Path
+    stored: str | None = None
+
+
+@dataclass
 class _Checked:
     result: Sync3Result
-    staged: Path
+    staged: _Staged
     report: QualityReport
     pictures: list[Path]
 
@@ -87,14 +97,21 @@ class JobRunner:
         client: RunwareClient,
         settings: RunSettings,
         *,
-        out_dir: Path,
+        out_dir: Path | str | Destination,
         journal: JobJournal,
         offline: bool = False,
         policy: DeliveryPolicy = "fail",
         nonce: str | None = None,
         hook: StepHook | None = None,
     ) -> None:
-        self.client, self.settings, self.out_dir = client, settings, out_dir
+        self.client, self.settings = client, settings
+        # Outputs settle in a local folder; for an s3:// out_dir that folder is a working copy published key by key.
+        self.destination = out_dir if isinstance(out_dir, Destination) else Destination.of(out_dir)
+        self.out_dir = self.destination.local
+        # The service PUTs results straight into the bucket (uploadEndpoint) only for an s3:// out_dir.
+        self.deliver_to_storage = settings.deliver_to_storage and self.destination.remote is not None
+        if settings.deliver_to_storage and not self.deliver_to_storage:
+            log.info("deliver_to_storage applies to an s3:// out_dir only: results are downloaded")
         self.journal, self.offline, self.policy, self.nonce = journal, offline, policy, nonce
         self.hook: StepHook = hook or run_plain
         # One analysis of each source per run, shared by all its languages (pre-flight and checks).
@@ -160,7 +177,7 @@ class JobRunner:
         try:
             prepared = await self.hook(
                 step("upload", files=len(request.local_refs())),
-                lambda: self._upload(request.model_copy(update={"task_uuid": base_uuid})),
+                lambda: self._upload(request.model_copy(update={"task_uuid": base_uuid}), job),
             )
             results = await self.hook(
                 step("submit-and-wait", accepted=list(record.accepted)),
@@ -190,22 +207,29 @@ class JobRunner:
     @property
     def _delivery_key(self) -> str:
         """A recorded outcome is reused only by a run that delivers to the same place by the same policy."""
-        return f"{self.out_dir.resolve()}|{self.policy}"
+        return f"{self.destination.where}|{self.policy}"
 
     # ------------------------------------------------------------------ steps
 
-    async def _upload(self, request: Sync3Request) -> Sync3Request:
-        """Local files uploaded, s3:// objects presigned for the service to fetch; the taskUUID stays."""
+    async def _upload(self, request: Sync3Request, job: PlannedJob) -> Sync3Request:
+        """Local files uploaded, s3:// objects presigned for the service to fetch; the taskUUID stays.
+
+        With deliver_to_storage, also a presigned PUT for the result (not part of the taskUUID).
+        """
+        from prefect_lipsync.storage.listing import presign_put, presign_refs
+
         uploaded = await self.client.upload_local_refs(request)
         objects = uploaded.object_refs()
-        if not objects:
-            return uploaded
-        from prefect_lipsync.storage.listing import presign_refs
-
-        # Presigned for the URL lifetime plus the job's own deadline: the service fetches them later.
+        # Presigned for the URL lifetime plus the job's own deadline: the service uses them later.
         expires = int(self.settings.ttl_s + self.settings.job_timeout_s)
-        urls = await asyncio.to_thread(lambda: presign_refs(objects, expires_s=expires))
-        return with_media_refs(uploaded, urls)
+        if objects:
+            urls = await asyncio.to_thread(lambda: presign_refs(objects, expires_s=expires))
+            uploaded = with_media_refs(uploaded, urls)
+        if self.deliver_to_storage:
+            staged = self.destination.staging_ref(job.output_name)
+            put_url = await asyncio.to_thread(lambda: presign_put(staged, expires_s=expires))
+            uploaded = uploaded.model_copy(update={"upload_endpoint": put_url})
+        return uploaded
 
     def _preflight(self, job: PlannedJob, plan: RunPlan, analysis: SourceAnalysis | None) -> QualityReport:
         # The run's budget was checked once, on the planner's estimate, before any job started.
@@ -236,16 +260,25 @@ class JobRunner:
             on_accepted=accepted,
         )
 
-    async def _download(self, job: PlannedJob, plan: RunPlan, results: list[Sync3Result]) -> list[Path]:
+    async def _download(self, job: PlannedJob, plan: RunPlan, results: list[Sync3Result]) -> list[_Staged]:
         staged = []
         for index, result in enumerate(results):
             dest = staging_path(self.out_dir, _variation_name(job.output_name, index))
+            stored = self.destination.staging_ref(job.output_name) if self.deliver_to_storage else None
             marker = dest.with_name(f".{dest.name}.video-uuid")
             if not (result.video_uuid and dest.exists() and _read(marker) == result.video_uuid):
-                # Without a Content-Length, a download is complete only if it decodes to the source's length.
-                await self.client.download(result, dest, expected_duration_s=plan.video_duration)
+                if stored and await asyncio.to_thread(self.destination.fetch_stored_result, stored, dest):
+                    log.info("%s: result read from %s, where the service stored it", job.language, stored)
+                else:
+                    if stored:
+                        log.warning(
+                            "%s: the service did not store the result in time; downloading it", job.language
+                        )
+                        stored = None
+                    # Without a Content-Length, a download is complete only if it decodes to the source's length.
+                    await self.client.download(result, dest, expected_duration_s=plan.video_duration)
                 await asyncio.to_thread(write_text_atomic, marker, result.video_uuid or "")
-            staged.append(dest)
+            staged.append(_Staged(dest, stored))
         return staged
 
     def _check_all(
@@ -253,7 +286,7 @@ class JobRunner:
         job: PlannedJob,
         plan: RunPlan,
         results: list[Sync3Result],
-        staged: list[Path],
+        staged: list[_Staged],
         analysis: SourceAnalysis | None,
     ) -> list[_Checked]:
         return [
@@ -266,13 +299,13 @@ class JobRunner:
         job: PlannedJob,
         plan: RunPlan,
         result: Sync3Result,
-        staged: Path,
+        staged: _Staged,
         analysis: SourceAnalysis | None,
     ) -> _Checked:
         source = local_source(plan)
         # The same checks `prefect-lipsync check --plan` runs, the face box chosen the same way.
         report = check_planned_output(
-            staged,
+            staged.path,
             source,
             job,
             self.settings.quality,
@@ -282,7 +315,9 @@ class JobRunner:
             local_media=local_media(job),
             quarantine_flagged=False,  # delivery decides where every output goes
         )
-        pictures = write_pictures(report, output=staged, source=source, request_payload=job.request.to_wire())
+        pictures = write_pictures(
+            report, output=staged.path, source=source, request_payload=job.request.to_wire()
+        )
         return _Checked(result, staged, report, list(pictures.values()))
 
     def _deliver(self, job: PlannedJob, checked: list[_Checked], outcome: LanguageOutput) -> None:
@@ -292,24 +327,52 @@ class JobRunner:
         order = [choice.index, *choice.alternates]
         if len(checked) > 1:
             choice.report.notes.append(choice.reason)
-        settled: list[Settled] = []
+        settled: list[tuple[Settled, str | None]] = []
         for rank, index in enumerate(order):
             c = checked[index]
             name = _variation_name(job.output_name, rank)
             settled.append(
-                settle(c.staged, c.report, c.pictures, out_dir=self.out_dir, name=name, policy=self.policy)
+                (
+                    settle(
+                        c.staged.path,
+                        c.report,
+                        c.pictures,
+                        out_dir=self.out_dir,
+                        name=name,
+                        policy=self.policy,
+                        ref=self.destination.ref,
+                    ),
+                    c.staged.stored,
+                )
             )
-            c.staged.with_name(f".{c.staged.name}.video-uuid").unlink(missing_ok=True)
-        best = settled[0]
+            c.staged.path.with_name(f".{c.staged.path.name}.video-uuid").unlink(missing_ok=True)
+        for one, stored in settled:
+            self._publish(one, stored)
+        best, ref = settled[0][0], self.destination.ref
         outcome.verdict = choice.report.verdict
-        outcome.report = str(best.report)
-        outcome.pictures = [str(p) for p in best.pictures]
+        outcome.report = ref(best.report)
+        outcome.pictures = [ref(p) for p in best.pictures]
         outcome.failed_checks = failed_checks(choice.report)
-        outcome.output = None if best.quarantined else str(best.video)
-        outcome.quarantined_to = str(best.video) if best.quarantined else None
+        outcome.output = None if best.quarantined else ref(best.video)
+        outcome.quarantined_to = ref(best.video) if best.quarantined else None
         outcome.held = best.held
-        outcome.extra_outputs = [str(s.video) for s in settled[1:] if not s.quarantined]
+        outcome.extra_outputs = [ref(s.video) for s, _ in settled[1:] if not s.quarantined]
         outcome.chosen_because = choice.reason if len(checked) > 1 else None
+
+    def _publish(self, settled: Settled, stored: str | None) -> None:
+        """To object storage: pictures and reports first, the video last, so its key means done.
+
+        A video the service stored in the bucket itself is copied there to its final key, not sent
+        again. A held video keeps its local copy: a reviewer's approval moves it to its delivery name.
+        """
+        note = quarantine_note_of(settled.video)
+        self.destination.publish([*settled.pictures, settled.report, *([note] if note.exists() else [])])
+        if stored is not None and not settled.held:
+            self.destination.promote_stored(stored, settled.video)
+        else:
+            self.destination.publish([settled.video], keep_local=settled.held)
+            if stored is not None:
+                remove_objects([stored])
 
 
 def local_source(plan: RunPlan) -> Path:
@@ -348,7 +411,7 @@ def _read(path: Path) -> str | None:
 def _still_delivered(outcome: LanguageOutput) -> bool:
     """A recorded outcome counts only while what it points at is still there."""
     kept = outcome.output or outcome.quarantined_to
-    return kept is not None and Path(kept).exists()
+    return kept is not None and ref_exists(kept)
 
 
 async def _render(job: PlannedJob) -> list[Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from prefect_lipsync.manifest.plan_models import DEFAULT_PRICE_PER_SECOND
 from prefect_lipsync.quality.models import QualityThresholds
@@ -62,6 +62,23 @@ class RunSettings(BaseModel):
     quality: QualityThresholds = Field(
         default_factory=QualityThresholds, description="Thresholds of the quality checks on each output."
     )
+    deliver_to_storage: bool = Field(
+        default=False,
+        description=(
+            "With an s3:// out_dir: the service PUTs each result straight into the bucket (sync-3's uploadEndpoint, "
+            "a presigned PUT) under OUT/.staging/; it is checked from there and copied to its final key only if "
+            "it passed. One result per job (number_results 1)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_result_per_upload_endpoint(self) -> RunSettings:
+        if self.deliver_to_storage and self.number_results != 1:
+            raise ValueError(
+                "deliver_to_storage gives the service one upload URL per job: set number_results to 1, "
+                "or turn deliver_to_storage off"
+            )
+        return self
 
     @property
     def output_extension(self) -> str:

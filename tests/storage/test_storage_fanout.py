@@ -1,13 +1,18 @@
 """The nightly batch fanned out over a team's Prefect: a server on PostgreSQL, two process workers on
-one pool, media and the runner's shared state in S3 (Moto), the emulator standing in for Runware."""
+one pool, media, outputs and the runner's shared state in S3 (Moto), the emulator standing in for
+Runware. Then the same with one worker machine killed in the middle of the batch."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,22 +30,32 @@ MANIFESTS = 10
 BATCH = textwrap.dedent(
     """
     import asyncio, json, sys
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
     from prefect_lipsync.flows.localize import localize_batch
 
-    state = asyncio.run(localize_batch(folder=sys.argv[1], out_dir=sys.argv[2], pattern="*.yaml",
-                                       manifest_deployment="localize-video/localize-manifest",
-                                       max_concurrent_manifests=10, base_url=sys.argv[3],
-                                       quality_policy="warn", return_state=True))
-    result = state.result(raise_on_failure=False) if state.is_completed() else None
-    result = asyncio.run(result) if asyncio.iscoroutine(result) else result
-    print("RESULT " + json.dumps({"completed": state.is_completed(), "message": str(state.message),
-                                   "done": len(result.done) if result else 0}))
+    async def main():
+        state = await localize_batch(folder=sys.argv[1], out_dir=sys.argv[2], pattern="*.yaml",
+                                     manifest_deployment="localize-video/localize-manifest",
+                                     max_concurrent_manifests=10, base_url=sys.argv[3],
+                                     quality_policy="warn", return_state=True)
+        result = await state.result(raise_on_failure=False) if state.is_completed() else None
+        async with get_client() as client:
+            crashed = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED]))))
+        print("RESULT " + json.dumps({"completed": state.is_completed(), "message": str(state.message),
+                                       "done": len(result.done) if result else 0,
+                                       "crashed": [r.state.message for r in crashed]}))
+
+    asyncio.run(main())
     """
 )
 
 
 def make_inbox(root: Path, bucket: str) -> Path:
-    """Ten two-language manifests on this disk; their video and dubs in S3."""
+    """Ten two-language manifests on this disk; their video and Spanish dubs in S3, German dubs on the
+    shared disk (uploaded to the service, so an upload repeated by a resume would show)."""
     fs = s3_filesystem()
     media = root / "media"
     video = make_talking_card(media / "source.mp4", duration=2.0, size=(160, 96), tone_hz=180)
@@ -53,8 +68,11 @@ def make_inbox(root: Path, bucket: str) -> Path:
             dub = make_tone(
                 media / f"{index}-{language}.wav", duration=2.0, frequency=220 + 10 * index + offset
             )
-            fs.put(str(dub), f"{bucket}/media/{index}-{language}.wav")
-            languages[language] = {"audio": f"s3://{bucket}/media/{index}-{language}.wav"}
+            if language == "es":
+                fs.put(str(dub), f"{bucket}/media/{index}-{language}.wav")
+                languages[language] = {"audio": f"s3://{bucket}/media/{index}-{language}.wav"}
+            else:
+                languages[language] = {"audio": str(dub)}
         document = {
             "version": 1,
             "name": f"fan-{index}",
@@ -65,7 +83,21 @@ def make_inbox(root: Path, bucket: str) -> Path:
     return inbox
 
 
-def test_a_fanned_out_batch_runs_on_both_workers_and_pays_each_job_once(tmp_path: Path, bucket: str) -> None:
+@dataclass
+class BatchRun:
+    outcome: dict[str, object]
+    stats: dict[str, object]
+    worker_logs: dict[str, str]
+    outputs: list[str]  # the video keys under the batch's s3:// out_dir
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (a worker and the flow runs it started)."""
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [pid, *(p for child in children.split() for p in process_tree(int(child)))]
+
+
+def run_fanned_out_batch(tmp_path: Path, bucket: str, *, kill_a_worker: bool) -> BatchRun:
     inbox = make_inbox(tmp_path, bucket)
     emulator_port = free_port()
     emulator = subprocess.Popen(
@@ -77,19 +109,20 @@ def test_a_fanned_out_batch_runs_on_both_workers_and_pays_each_job_once(tmp_path
             "--port",
             str(emulator_port),
             "--latency",
-            "2",
+            "6" if kill_a_worker else "2",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     emulator_url = f"http://127.0.0.1:{emulator_port}"
-    workers: list[subprocess.Popen[bytes]] = []
+    workers: dict[str, subprocess.Popen[bytes]] = {}
+    out_dir = f"s3://{bucket}/outputs"
     with PostgresCluster() as pg, PrefectServer(tmp_path / "server", database_url=pg.url()) as server:
         base_env = {**os.environ, **server.client_env(), "PREFECT_LIPSYNC_STATE_URL": f"s3://{bucket}/state"}
 
-        def prefect(*args: str) -> subprocess.CompletedProcess[str]:
+        def run(*command: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "prefect", *args],
+                [sys.executable, "-m", *command],
                 env=base_env,
                 cwd=REPO,
                 capture_output=True,
@@ -98,19 +131,24 @@ def test_a_fanned_out_batch_runs_on_both_workers_and_pays_each_job_once(tmp_path
             )
 
         try:
-            created = prefect("work-pool", "create", "lipsync-fan", "--type", "process")
-            assert created.returncode == 0, created.stdout + created.stderr
-            deployed = prefect(
-                "--no-prompt",
-                "deploy",
-                "--prefect-file",
-                "deployments/prefect.yaml",
-                "--name",
-                "localize-manifest",
-                "--pool",
-                "lipsync-fan",
-            )
-            assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+            for command in (
+                ("prefect", "work-pool", "create", "lipsync-fan", "--type", "process"),
+                # The team's one-time setup, as README shows it: unresponsive runs get marked Crashed.
+                ("prefect_lipsync.cli", "team-setup", "--unresponsive-after", "60"),
+                (
+                    "prefect",
+                    "--no-prompt",
+                    "deploy",
+                    "--prefect-file",
+                    "deployments/prefect.yaml",
+                    "--name",
+                    "localize-manifest",
+                    "--pool",
+                    "lipsync-fan",
+                ),
+            ):
+                done = run(*command)
+                assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
             for name in ("w1", "w2"):  # two machines' workers: each its own local cache
                 log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
                 env = {
@@ -118,48 +156,93 @@ def test_a_fanned_out_batch_runs_on_both_workers_and_pays_each_job_once(tmp_path
                     "PREFECT_LIPSYNC_CACHE_DIR": str(tmp_path / name / "cache"),
                     "PREFECT_LIPSYNC_MEDIA_CACHE_DIR": str(tmp_path / name / "media"),
                 }
-                workers.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "prefect",
-                            "worker",
-                            "start",
-                            "--pool",
-                            "lipsync-fan",
-                            "--name",
-                            name,
-                            "--limit",
-                            "5",
-                        ],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+                workers[name] = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "prefect",
+                        "worker",
+                        "start",
+                        "--pool",
+                        "lipsync-fan",
+                        "--name",
+                        name,
+                        "--limit",
+                        "5",
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
-            done = subprocess.run(
-                [sys.executable, "-c", BATCH, str(inbox), str(tmp_path / "out"), f"{emulator_url}/v1"],
+            batch = subprocess.Popen(
+                [sys.executable, "-c", BATCH, str(inbox), out_dir, f"{emulator_url}/v1"],
                 env={**base_env, "PREFECT_LIPSYNC_CACHE_DIR": str(tmp_path / "batch" / "cache")},
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=1200,
             )
+            if kill_a_worker:
+                kill_in_the_middle(workers["w1"], tmp_path / "w1.log", emulator_url)
+            stdout, stderr = batch.communicate(timeout=1200)
         finally:
-            for worker in workers:
-                worker.terminate()
-                worker.wait(timeout=30)
+            for worker in workers.values():
+                if worker.poll() is None:
+                    worker.terminate()
+                    worker.wait(timeout=30)
             stats = httpx.get(f"{emulator_url}/_emulator/stats", timeout=5).json()
             emulator.terminate()
             emulator.wait(timeout=10)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, done.stdout[-3000:] + done.stderr[-3000:]
-    outcome = json.loads(lines[-1][len("RESULT ") :])
-    assert outcome["completed"] and outcome["done"] == MANIFESTS, outcome["message"]
-    assert stats["accepted"] == stats["distinct_task_uuids"] == 2 * MANIFESTS  # each job paid once
-    assert len(list((tmp_path / "out").glob("fan-*/fan-*.*.mp4"))) == 2 * MANIFESTS
-    for name in ("w1", "w2"):  # every worker of the pool took manifests
-        assert "submitting flow run" in (tmp_path / f"{name}.log").read_text().lower() or (
-            "Submitting flow run" in (tmp_path / f"{name}.log").read_text()
-        ), name
+        outputs = sorted(k for k in s3_filesystem().find(f"{bucket}/outputs") if k.endswith(".mp4"))
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, stdout[-3000:] + stderr[-3000:]
+    return BatchRun(
+        outcome=json.loads(lines[-1][len("RESULT ") :]),
+        stats=stats,
+        worker_logs={name: (tmp_path / f"{name}.log").read_text() for name in workers},
+        outputs=outputs,
+    )
+
+
+def kill_in_the_middle(worker: subprocess.Popen[bytes], log: Path, emulator_url: str) -> None:
+    """SIGKILL a worker and every flow run it started (its machine dies) once it runs manifests and
+    some of their jobs were accepted, so paid jobs are in flight on it."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        accepted = httpx.get(f"{emulator_url}/_emulator/stats", timeout=5).json()["accepted"]
+        running = log.read_text().count("Submitting flow run") + log.read_text().count("submitting flow run")
+        if accepted >= 4 and running >= 1 and len(process_tree(worker.pid)) > 1:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the batch never got going on w1:\n" + log.read_text()[-3000:])
+    for pid in process_tree(worker.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+
+
+def assert_every_output_once_and_each_job_paid_once(run: BatchRun, bucket: str) -> None:
+    assert run.outcome["completed"] and run.outcome["done"] == MANIFESTS, run.outcome["message"]
+    assert run.stats["accepted"] == run.stats["distinct_task_uuids"] == 2 * MANIFESTS  # each job paid once
+    assert run.stats["uploads"] == MANIFESTS  # each German dub uploaded once (the Spanish ones presigned)
+    expected = {
+        f"{bucket}/outputs/fan-{i}/fan-{i}.{language}.mp4"
+        for i in range(MANIFESTS)
+        for language in ("es", "de")
+    }
+    assert set(run.outputs) == expected  # 20 outputs in S3, once each; nothing in quarantine or staging
+
+
+def test_a_fanned_out_batch_runs_on_both_workers_and_pays_each_job_once(tmp_path: Path, bucket: str) -> None:
+    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=False)
+    assert_every_output_once_and_each_job_paid_once(run, bucket)
+    for name, log in run.worker_logs.items():  # every worker of the pool took manifests
+        assert "submitting flow run" in log.lower(), name
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_pays_nothing_twice(tmp_path: Path, bucket: str) -> None:
+    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=True)
+    assert_every_output_once_and_each_job_paid_once(run, bucket)
+    crashed = run.outcome["crashed"]
+    assert crashed and all("No heartbeat" in str(m) for m in crashed), crashed  # marked by the automation

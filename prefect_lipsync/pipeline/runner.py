@@ -267,7 +267,10 @@ class JobRunner:
             stored = self.destination.staging_ref(job.output_name) if self.deliver_to_storage else None
             marker = dest.with_name(f".{dest.name}.video-uuid")
             if not (result.video_uuid and dest.exists() and _read(marker) == result.video_uuid):
-                if stored and await asyncio.to_thread(self.destination.fetch_stored_result, stored, dest):
+                fetched = False
+                if stored is not None:
+                    fetched = await asyncio.to_thread(self.destination.fetch_stored_result, stored, dest)
+                if fetched:
                     log.info("%s: result read from %s, where the service stored it", job.language, stored)
                 else:
                     if stored:

@@ -149,7 +149,9 @@ async def test_deliver_to_storage_the_service_puts_the_result_into_the_bucket_an
     assert stats["downloads"] == 0  # nothing came from the result URL: the runner read the bucket
     stored = keys(bucket)
     for output in outputs:
-        assert output.error is None and output.output == f"s3://{bucket}/dubs/promo/promo.{output.language}.mp4"
+        assert (
+            output.error is None and output.output == f"s3://{bucket}/dubs/promo/promo.{output.language}.mp4"
+        )
         assert output.output.split("/", 3)[3] in stored
     assert not [k for k in stored if ".staging" in k]  # promoted to the final key, staging emptied
 

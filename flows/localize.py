@@ -30,7 +30,7 @@ from prefect_lipsync.manifest import read_manifest
 from prefect_lipsync.manifest.output_names import output_stem
 from prefect_lipsync.pipeline import JobJournal, JobRunner, LanguageOutput, RunOutcome, run_jobs
 from prefect_lipsync.pipeline.delivery import record_rejection, release_held, report_path_of
-from prefect_lipsync.pipeline.destination import Destination, read_ref_text
+from prefect_lipsync.pipeline.destination import Destination
 from prefect_lipsync.quality import QualityReport
 from prefect_lipsync.tasks.clients import client_session
 from prefect_lipsync.tasks.jobs import InProcessJobs, PrefectStepHook
@@ -154,9 +154,12 @@ async def _run_plan(
     async def done(output: LanguageOutput) -> None:
         await best_effort(lambda: progress.advance(f"{output.language}: {output.summary}"), "the progress")
         if output.report:
-            report = QualityReport.model_validate_json(read_ref_text(output.report) or "")
+            # The working copies beside the outbox, not the objects just published: no read back.
+            local = out_dir.local_of(output.report)
+            report = QualityReport.model_validate_json(local.read_text(encoding="utf-8"))
+            pictures = [str(out_dir.local_of(p)) for p in output.pictures]
             await best_effort(
-                lambda: publish_quality_report(output.language, plan.name, report, output.pictures),
+                lambda: publish_quality_report(output.language, plan.name, report, pictures),
                 f"the quality report of {output.language}",
             )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -55,10 +56,13 @@ def _team_setup(args: argparse.Namespace) -> int:
         print(
             "team-setup configures a team's Prefect server: set PREFECT_API_URL first "
             "(README: Running it for a team).",
+            file=sys.stderr,
         )
         return 2
     if args.unresponsive_after < 31:
-        print("--unresponsive-after must be longer than the shortest heartbeat period (30 s).")
+        print(
+            "--unresponsive-after must be longer than the shortest heartbeat period (30 s).", file=sys.stderr
+        )
         return 2
     action = asyncio.run(ensure_zombie_automation(args.unresponsive_after))
     print(f"{action} automation {ZOMBIE_AUTOMATION!r}: unresponsive after {args.unresponsive_after} s")

@@ -26,11 +26,3 @@ def manifest(demo_media: Path, tmp_path: Path) -> Path:
     text = path.read_text().replace("name: demo", "name: runner")
     path.write_text(text.split("  de:")[0])
     return path
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test its own cache folder, so journals and uploads of one test never serve another."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("PREFECT_LIPSYNC_CACHE_DIR", str(folder))
-    return folder

@@ -45,13 +45,6 @@ def manifest(tmp_path: Path, cache_dir: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("PREFECT_LIPSYNC_CACHE_DIR", str(folder))
-    return folder
-
-
 async def run(
     manifest: Path, out_dir: str, base_url: str, *, settings: RunSettings | None = None, policy: str = "warn"
 ) -> list[Any]:

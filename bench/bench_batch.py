@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import shutil
 import socket
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ import httpx
 
 MAX_CONCURRENT_MANIFESTS = 32
 PER_MANIFEST_CONCURRENCY = 4
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def free_port() -> int:
@@ -91,15 +94,33 @@ async def run_prefect(folder: Path, out: Path, base_url: str, nonce: str) -> dic
     from prefect_lipsync.flows.localize import localize_batch
 
     counted = {"requests": 0}
+    by_route: Counter[str] = Counter()
     async_send, sync_send = PrefectHttpxAsyncClient.send, PrefectHttpxSyncClient.send
 
-    async def count_async(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+    slow: Counter[str] = Counter()  # requests that took the server over a second, by route
+    slowest: dict[str, float] = {}
+    statuses: Counter[int] = Counter()
+
+    def count(request: Any, took_s: float, status: int) -> None:
+        route = f"{request.method} {_ID.sub('{id}', request.url.path)}"
         counted["requests"] += 1
-        return await async_send(self, request, *args, **kwargs)
+        by_route[route] += 1
+        statuses[status] += 1
+        if took_s > 1.0:
+            slow[route] += 1
+            slowest[route] = round(max(took_s, slowest.get(route, 0.0)), 1)
+
+    async def count_async(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        response = await async_send(self, request, *args, **kwargs)
+        count(request, time.perf_counter() - began, response.status_code)
+        return response
 
     def count_sync(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        counted["requests"] += 1
-        return sync_send(self, request, *args, **kwargs)
+        began = time.perf_counter()
+        response = sync_send(self, request, *args, **kwargs)
+        count(request, time.perf_counter() - began, response.status_code)
+        return response
 
     PrefectHttpxAsyncClient.send = count_async  # type: ignore[method-assign]
     PrefectHttpxSyncClient.send = count_sync  # type: ignore[method-assign]
@@ -108,6 +129,10 @@ async def run_prefect(folder: Path, out: Path, base_url: str, nonce: str) -> dic
         await client.hello()
     server_s = time.perf_counter() - server_started
     counted["requests"] = 0
+    by_route.clear()
+    slow.clear()
+    slowest.clear()
+    statuses.clear()
     started = time.perf_counter()
     state = await localize_batch(
         folder=str(folder),
@@ -129,6 +154,10 @@ async def run_prefect(folder: Path, out: Path, base_url: str, nonce: str) -> dic
         "message": None if state.is_completed() else str(state.message)[:500],
         "manifests_done": len(result.done) if result is not None else 0,
         "api_requests": counted["requests"],
+        "by_route": dict(by_route.most_common()),
+        "over_1s_by_route": dict(slow.most_common()),
+        "slowest_s_by_route": slowest,
+        "statuses": dict(statuses),
     }
 
 

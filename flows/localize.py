@@ -12,8 +12,10 @@ import asyncio
 import hashlib
 import json
 import os
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout
@@ -36,6 +38,7 @@ from prefect_lipsync.tasks.clients import client_session
 from prefect_lipsync.tasks.jobs import InProcessJobs, PrefectStepHook
 from prefect_lipsync.tasks.planning import plan_segments
 from prefect_lipsync.tasks.report import (
+    BatchReport,
     Progress,
     artifact_key,
     create_progress,
@@ -46,8 +49,56 @@ from prefect_lipsync.tasks.report import (
 )
 from prefect_lipsync.tasks.resilience import PREFECT_API_ERRORS, best_effort, with_api_retries
 
+T = TypeVar("T")
+
 #: Names and language codes that become file names: no separators, no leading dot, no newline.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+#: Set by `localize_batch` around the manifests it runs in its own process (subflows inherit it):
+#: they tell the batch's progress and summary how they did instead of writing their own.
+BATCH_REPORT: ContextVar[BatchReport | None] = ContextVar("lipsync_batch_report", default=None)
+#: Set by `localize_batch` around the start of one subflow run: the run sets it once it is running.
+RUN_STARTED: ContextVar[asyncio.Event | None] = ContextVar("lipsync_run_started", default=None)
+
+
+class StartGate:
+    """Subflow runs of a batch are created one at a time, each once the one before is running.
+
+    Creating a subflow run writes its parent task run and flow run; on Prefect's temporary SQLite
+    server each write reads, then writes, and fails (503) when another write committed in between.
+    Created all at once, 20 of them failed each other: Prefect's client backs off 2, 4, 8, 16, 32 s,
+    and the last manifests of a batch started 72 s late (bench_batch.py). One at a time, each takes
+    a few of the server's milliseconds.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def start(self, run: Callable[[], Awaitable[T]]) -> T:
+        """`run()` (a subflow call), holding the gate until the subflow run is running or over."""
+        async with self._lock:
+            started = asyncio.Event()
+            token = RUN_STARTED.set(started)
+            try:
+                # The task copies this context: the subflow sees its own `started` event.
+                call = asyncio.ensure_future(run())
+            finally:
+                RUN_STARTED.reset(token)
+            waiter = asyncio.ensure_future(started.wait())
+            try:
+                await asyncio.wait({call, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                call.cancel()
+                raise
+            finally:
+                waiter.cancel()
+        return await call
+
+
+def _tell_the_batch_this_run_started() -> None:
+    started = RUN_STARTED.get()
+    if started is not None:
+        started.set()
 
 
 class QualityRejected(RuntimeError):
@@ -96,6 +147,7 @@ async def localize_video(
         approval_timeout_s: With `ask`: how long to wait for a decision before rejecting.
         rerun_nonce: Set to re-run (and pay for) jobs already done once; leave empty to resume instead.
     """
+    _tell_the_batch_this_run_started()
     options = RunOptions.of(locals())
     destination = Destination.of(out_dir)
     result = await localize_manifest(Path(manifest), destination, languages, options)
@@ -146,10 +198,14 @@ async def _run_plan(
         hook=PrefectStepHook(team.global_concurrency_limit),
     )
     slug = artifact_key(plan.name) or "run"
-    try:
-        progress = await with_api_retries(lambda: create_progress(slug, total=len(plan.jobs)), attempts=3)
-    except PREFECT_API_ERRORS:
-        progress = Progress(None, len(plan.jobs))  # the jobs matter more than their progress bar
+    batch = BATCH_REPORT.get()
+    if batch is not None:
+        progress = Progress(None, len(plan.jobs))  # the batch's own bar counts its manifests
+    else:
+        try:
+            progress = await with_api_retries(lambda: create_progress(slug, total=len(plan.jobs)), attempts=3)
+        except PREFECT_API_ERRORS:
+            progress = Progress(None, len(plan.jobs))  # the jobs matter more than their progress bar
 
     async def done(output: LanguageOutput) -> None:
         await best_effort(lambda: progress.advance(f"{output.language}: {output.summary}"), "the progress")
@@ -165,6 +221,7 @@ async def _run_plan(
 
     with InProcessJobs(runner, plan) as jobs:
         outputs = await run_jobs(runner, plan, run_one=jobs.run, on_done=done)
+    await best_effort(progress.flush, "the progress")
     costs = [o.cost_usd for o in outputs if o.cost_usd is not None]
     result = LocalizeResult(
         manifest=str(manifest),
@@ -176,10 +233,16 @@ async def _run_plan(
     )
     await best_effort(
         lambda: publish_run_summary(
-            slug, result.outputs, estimated_cost_usd=plan.estimated_cost_usd, offline=endpoint.offline
+            slug,
+            result.outputs,
+            estimated_cost_usd=plan.estimated_cost_usd,
+            offline=endpoint.offline,
+            with_cost=batch is None,
         ),
         "the run summary",
     )
+    if batch is not None:
+        batch.record(result)
     out_dir.write_text("result.json", result.model_dump_json(indent=2))
     for output in outputs:
         if output.error:
@@ -389,18 +452,22 @@ async def localize_batch(
                 logger.warning("%s: its run crashed (%s); running it again", manifest, state.message)
             return state.is_completed(), str(state.message or state.name)
 
+        gate = StartGate()
+
         async def attempt_in_process(manifest: Path) -> Any:
             return await with_api_retries(
-                lambda: localize_video(
-                    manifest=str(manifest),
-                    out_dir=out_root.where,
-                    credentials=sub_credentials,
-                    settings=settings,
-                    base_url=endpoint.base_url,
-                    allow_emulator=allow_emulator,
-                    quality_policy=quality_policy,
-                    rerun_nonce=rerun_nonce,
-                    return_state=True,
+                lambda: gate.start(
+                    lambda: localize_video(
+                        manifest=str(manifest),
+                        out_dir=out_root.where,
+                        credentials=sub_credentials,
+                        settings=settings,
+                        base_url=endpoint.base_url,
+                        allow_emulator=allow_emulator,
+                        quality_policy=quality_policy,
+                        rerun_nonce=rerun_nonce,
+                        return_state=True,
+                    )
                 )
             )
 
@@ -410,10 +477,17 @@ async def localize_batch(
             return await run_manifest_deployment(manifest_deployment, parameters)
 
         run = on_a_worker if manifest_deployment else in_process
+        report = await _batch_report(folder, len(pending), offline=endpoint.offline)
+        statuses = {str(m): "not started" for m in pending}
 
         async def one(manifest: Path) -> None:
             async with limit:
                 completed, message = await run(manifest)
+            statuses[str(manifest)] = "done" if completed else f"failed: {message}"[:300]
+            await best_effort(
+                lambda: report.manifest_done(str(manifest), "done" if completed else "failed"),
+                "the batch's progress",
+            )
             if completed and endpoint.offline:
                 # Dub previews are not the real thing: the manifest stays to do for a run with a key.
                 result.done.append(str(manifest))
@@ -426,8 +500,27 @@ async def localize_batch(
             else:
                 result.failed[str(manifest)] = message
 
-        await asyncio.gather(*(one(m) for m in pending))
+        # Manifests run here report to the batch; those on workers have their own artifacts.
+        token = BATCH_REPORT.set(None if manifest_deployment else report)
+        try:
+            await asyncio.gather(*(one(m) for m in pending))
+        finally:
+            BATCH_REPORT.reset(token)
+            await best_effort(lambda: report.publish(statuses), "the batch's summary")
     return _batch_done(result)
+
+
+async def _batch_report(folder: str, manifests: int, *, offline: bool) -> BatchReport:
+    """The batch's progress bar (over manifests) and summary, keyed by its folder's name."""
+    slug = artifact_key(Path(folder).resolve().name) or "batch"
+    try:
+        progress = await with_api_retries(
+            lambda: create_progress(slug, manifests, kind="lipsync-batch-progress", unit="manifests"),
+            attempts=3,
+        )
+    except PREFECT_API_ERRORS:
+        progress = Progress(None, manifests, unit="manifests")
+    return BatchReport(slug, progress, offline=offline)
 
 
 #: Seconds between two looks at a manifest's flow run on a worker.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from prefect_lipsync.quality.models import CheckResult
 from prefect_lipsync.storage.errors import StorageError
 
 if TYPE_CHECKING:
-    from prefect_lipsync.pipeline import LanguageOutput
+    from prefect_lipsync.pipeline import LanguageOutput, RunOutcome
     from prefect_lipsync.quality import QualityReport
 
 # Pictures are inlined in markdown up to this size; bigger ones are linked by path.
@@ -37,27 +38,48 @@ def artifact_key(*parts: str) -> str:
     return "-".join(p for p in cleaned.split("-") if p)[:200]
 
 
-class Progress:
-    """A progress artifact that advances as jobs finish."""
+#: Seconds between two writes of a progress bar; the last step is always written. The server stores
+#: every write, and a night's batch would otherwise write one per job.
+PROGRESS_EVERY_S = 10.0
 
-    def __init__(self, artifact_id: UUID | None, total: int) -> None:
+
+class Progress:
+    """A progress artifact that advances as jobs (or a batch's manifests) finish."""
+
+    def __init__(
+        self, artifact_id: UUID | None, total: int, *, unit: str = "jobs", every_s: float = PROGRESS_EVERY_S
+    ) -> None:
         self.artifact_id, self.total, self.done = artifact_id, total, 0
+        self.unit, self.every_s = unit, every_s
+        self._last = ""
+        self._written_done = 0
+        self._written_at = time.monotonic()
 
     async def advance(self, description: str) -> None:
         self.done += 1
-        if self.artifact_id is not None:
-            await aupdate_progress_artifact(
-                self.artifact_id,
-                progress=100.0 * self.done / max(self.total, 1),
-                description=f"{self.done}/{self.total} jobs done; last: {description}",
-            )
+        self._last = description
+        if self.done >= self.total or time.monotonic() - self._written_at >= self.every_s:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the bar if it moved since its last write."""
+        if self.artifact_id is None or self.done == self._written_done:
+            return
+        self._written_done, self._written_at = self.done, time.monotonic()
+        await aupdate_progress_artifact(
+            self.artifact_id,
+            progress=100.0 * self.done / max(self.total, 1),
+            description=f"{self.done}/{self.total} {self.unit} done; last: {self._last}",
+        )
 
 
-async def create_progress(slug: str, total: int) -> Progress:
+async def create_progress(
+    slug: str, total: int, *, kind: str = "lipsync-progress", unit: str = "jobs"
+) -> Progress:
     artifact_id = await acreate_progress_artifact(
-        progress=0.0, key=artifact_key("lipsync-progress", slug), description=f"0/{total} jobs done"
+        progress=0.0, key=artifact_key(kind, slug), description=f"0/{total} {unit} done"
     )
-    return Progress(artifact_id, total)
+    return Progress(artifact_id, total, unit=unit)
 
 
 # Characters markdown (CommonMark + GFM) reads as syntax inside a line; a backslash makes each literal.
@@ -183,17 +205,21 @@ def _money(value: float | None) -> str:
 
 
 async def publish_run_summary(
-    slug: str, outputs: Sequence[LanguageOutput], *, estimated_cost_usd: float, offline: bool
+    slug: str,
+    outputs: Sequence[LanguageOutput],
+    *,
+    estimated_cost_usd: float,
+    offline: bool,
+    with_cost: bool = True,
 ) -> None:
+    """The jobs table of a run and (`with_cost`) its cost summary; a batch's manifests leave their
+    cost to the batch's summary."""
     # Offline, the emulator's price is what the real service would charge, never money spent: the
     # column and the summary say so, and nothing is shown as charged.
-    def estimate(o: LanguageOutput) -> float | None:
-        return o.estimated_cost_usd if o.estimated_cost_usd is not None else o.cost_usd
-
     rows: list[dict[str, Any]] = []
     for o in outputs:
         money = (
-            {"estimate_usd (emulator, not charged)": _money(estimate(o))}
+            {"estimate_usd (emulator, not charged)": _money(_estimate(o))}
             if offline
             else {"cost_usd": _money(o.cost_usd)}
         )
@@ -210,8 +236,20 @@ async def publish_run_summary(
     await acreate_table_artifact(
         table=rows, key=artifact_key("lipsync-jobs", slug), description="One row per language of the run."
     )
+    if with_cost:
+        await _publish_cost(slug, outputs, estimated_cost_usd=estimated_cost_usd, offline=offline)
+
+
+def _estimate(o: LanguageOutput) -> float | None:
+    """What the service would charge (offline) or charged for one output."""
+    return o.estimated_cost_usd if o.estimated_cost_usd is not None else o.cost_usd
+
+
+async def _publish_cost(
+    slug: str, outputs: Sequence[LanguageOutput], *, estimated_cost_usd: float, offline: bool
+) -> None:
     if offline:
-        would_charge = sum(estimate(o) or 0.0 for o in outputs)
+        would_charge = sum(_estimate(o) or 0.0 for o in outputs)
         rows_md = [
             _row("estimated before the run", f"{estimated_cost_usd:.2f}"),
             _row("what Runware would charge (emulator's price, an estimate)", f"{would_charge:.2f}"),
@@ -231,3 +269,53 @@ async def publish_run_summary(
         key=artifact_key("lipsync-cost", slug),
         description="Estimated and charged cost of the run.",
     )
+
+
+class BatchReport:
+    """What a batch shows of itself: a progress bar over its manifests and, at its end, one row per
+    manifest (languages, verdicts, cost). The manifests it runs in its own process report here
+    instead of writing a progress bar and a cost summary each: on a night's batch those were half
+    the artifact writes, and a person follows the batch, then opens the manifest that needs a look."""
+
+    def __init__(self, slug: str, progress: Progress, *, offline: bool) -> None:
+        self.slug, self.progress, self.offline = slug, progress, offline
+        self.outcomes: dict[str, RunOutcome] = {}
+
+    def record(self, outcome: RunOutcome) -> None:
+        """A manifest's outcome, told by its run."""
+        self.outcomes[outcome.manifest] = outcome
+
+    async def manifest_done(self, manifest: str, status: str) -> None:
+        await self.progress.advance(f"{PurePosixPath(manifest).name}: {status}")
+
+    def rows(self, statuses: Mapping[str, str]) -> list[dict[str, Any]]:
+        rows = []
+        for manifest, status in statuses.items():
+            outcome = self.outcomes.get(manifest)
+            outputs = outcome.outputs if outcome else []
+            money_of = _estimate if self.offline else (lambda o: o.cost_usd)
+            spent = [m for m in (money_of(o) for o in outputs) if m is not None]
+            rows.append(
+                {
+                    "manifest": manifest,
+                    "status": status,
+                    "languages": ", ".join(f"{o.language}: {o.verdict or 'error'}" for o in outputs),
+                    "estimated_usd": _money(outcome.estimated_cost_usd) if outcome else "",
+                    ("estimate_usd (emulator, not charged)" if self.offline else "cost_usd"): _money(
+                        sum(spent) if spent else None
+                    ),
+                }
+            )
+        return rows
+
+    async def publish(self, statuses: Mapping[str, str]) -> None:
+        """The batch's table: one row per manifest it ran, in the order given."""
+        await self.progress.flush()
+        if not statuses:
+            return
+        note = " Local emulator: nothing was paid." if self.offline else ""
+        await acreate_table_artifact(
+            table=self.rows(statuses),
+            key=artifact_key("lipsync-batch", self.slug),
+            description=f"One row per manifest of the batch: status, verdict of each language, cost.{note}",
+        )

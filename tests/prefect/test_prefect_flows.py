@@ -218,7 +218,7 @@ async def test_batch_of_five_manifests_under_faults_finishes_with_each_job_accep
         latency=0.5, seed=7, http_error_rate=0.15, drop_rate=0.05, lose_submit_rate=0.2, task_error_rate=0.15
     ) as base_url:
         creds = RunwareCredentials(api_key=SecretStr("batch-test-key"), base_url=str(base_url))
-        result = await localize_batch(
+        state = await localize_batch(
             folder=str(folder),
             out_dir=str(tmp_path / "out"),
             pattern="manifest.yaml",
@@ -226,9 +226,30 @@ async def test_batch_of_five_manifests_under_faults_finishes_with_each_job_accep
             max_concurrent_manifests=3,
             settings=LipsyncSettings(concurrency=4, max_task_retries=4),
             quality_policy="warn",
+            return_state=True,
         )
         counters = base_url.stats()
+    assert state.is_completed(), state.message
+    result = await state.result()
     assert len(result.done) == 5 and not result.failed
+    # The batch shows its own progress (over manifests) and one summary row per manifest; its
+    # manifests keep their jobs table and quality reports and leave progress and cost to it.
+    batch_run = str(state.state_details.flow_run_id)
+    mine = {a["key"]: a for a in read_artifacts({"flow_runs": {"id": {"any_": [batch_run]}}})}
+    assert mine["lipsync-batch-progress-inbox"]["data"] == 100.0
+    rows = mine["lipsync-batch-inbox"]["data"]
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert sorted(Path(r["manifest"]).parent.name for r in rows) == [f"m{i}" for i in range(5)]
+    for row in rows:
+        languages = dict(part.split(": ") for part in row["languages"].split(", "))
+        assert row["status"] == "done" and sorted(languages) == ["de", "es"]
+        assert set(languages.values()) <= {"pass", "warn"}
+    assert all(float(r["estimated_usd"]) > 0 and "cost_usd" in r for r in rows)  # charged: as reported
+    children = read_artifacts({"flow_runs": {"parent_flow_run_id": {"any_": [batch_run]}}})
+    keys = {a["key"] for a in children}
+    assert {f"lipsync-jobs-batch-{i}" for i in range(5)} <= keys
+    assert {f"lipsync-quality-batch-{i}-{lang}" for i in range(5) for lang in ("es", "de")} <= keys
+    assert not {k for k in keys if k.startswith(("lipsync-cost", "lipsync-progress"))}
     # Lost answers and retried submits never make a second task: each taskUUID was accepted once.
     # A task the provider failed transiently is resubmitted once per failure, as a new task.
     assert counters["accepted"] == counters["distinct_task_uuids"] == 10 + counters["failed"]

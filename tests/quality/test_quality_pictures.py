@@ -25,7 +25,9 @@ def test_pictures_show_both_frames_per_segment_and_the_findings_in_time(scenario
     assert set(pictures) == {"timeline", "contact_sheet"}
     for path in pictures.values():
         assert path.parent == output.parent and path.suffix == ".png"
-    sheet = Image.open(pictures["contact_sheet"])
+        # Palette PNGs: about a third of full colour, and each is inlined in a quality artifact.
+        assert Image.open(path).mode == "P"
+    sheet = Image.open(pictures["contact_sheet"]).convert("RGB")  # saved as a palette PNG
     # Two thumbnails side by side, one row per segment.
     assert sheet.width >= 2 * 320 and sheet.height >= 2 * 180
     # The output column of segment 1 (its middle falls in the black second) is black; the source's is not.

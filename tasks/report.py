@@ -289,21 +289,25 @@ class BatchReport:
         await self.progress.advance(f"{PurePosixPath(manifest).name}: {status}")
 
     def rows(self, statuses: Mapping[str, str]) -> list[dict[str, Any]]:
+        money_column = "estimate_usd (emulator, not charged)" if self.offline else "cost_usd"
         rows = []
         for manifest, status in statuses.items():
             outcome = self.outcomes.get(manifest)
             outputs = outcome.outputs if outcome else []
-            money_of = _estimate if self.offline else (lambda o: o.cost_usd)
-            spent = [m for m in (money_of(o) for o in outputs) if m is not None]
+            if outcome is None:
+                money = None
+            elif self.offline:  # what the service would charge; nothing was
+                estimates = [e for e in (_estimate(o) for o in outputs) if e is not None]
+                money = sum(estimates) if estimates else None
+            else:
+                money = outcome.cost_usd  # as the service reported it
             rows.append(
                 {
                     "manifest": manifest,
                     "status": status,
                     "languages": ", ".join(f"{o.language}: {o.verdict or 'error'}" for o in outputs),
                     "estimated_usd": _money(outcome.estimated_cost_usd) if outcome else "",
-                    ("estimate_usd (emulator, not charged)" if self.offline else "cost_usd"): _money(
-                        sum(spent) if spent else None
-                    ),
+                    money_column: _money(money),
                 }
             )
         return rows

@@ -43,7 +43,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 #: Colours of a saved picture. A palette PNG is about a third of a full-colour one (a contact sheet
-#: of 676x280: 61 KB -> 16 KB), and every picture is inlined in a quality artifact the Prefect
+#: of 676x280: 62 KB -> 18 KB), and every picture is inlined in a quality artifact the Prefect
 #: server stores: at a batch's scale those bytes were most of its write load (bench_batch.py).
 CHART_COLOURS = 64
 PHOTO_COLOURS = 128

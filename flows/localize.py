@@ -4,6 +4,11 @@ Each flow can run on its own (a deployment, the CLI) or as a subflow of a larger
 The way of a job is the core's `JobRunner`; these flows add what is Prefect's: task runs, artifacts,
 events, the pause for a reviewer, concurrency slots. Jobs of a run share one Runware client, and so
 one batched poller, on the flow's event loop.
+
+A batch runs each manifest in its own process as a task run (`localize-manifest`, its languages'
+task runs inside), not as a subflow run: a task run costs the Prefect API no request (its states
+travel as events), where a subflow run cost seven, and on Prefect's temporary SQLite server those
+writes failed one another (503) into the client's backoff of up to 62 s (bench_batch.py).
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Awaitable, Callable
+import uuid
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import apause_flow_run
 from prefect.input import RunInput
@@ -47,59 +54,19 @@ from prefect_lipsync.tasks.report import (
     publish_run_summary,
     quality_findings_markdown,
 )
-from prefect_lipsync.tasks.resilience import PREFECT_API_ERRORS, best_effort, with_api_retries
-
-T = TypeVar("T")
+from prefect_lipsync.tasks.resilience import (
+    PREFECT_API_ERRORS,
+    best_effort,
+    reports_in_background,
+    with_api_retries,
+)
 
 #: Names and language codes that become file names: no separators, no leading dot, no newline.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
-#: Set by `localize_batch` around the manifests it runs in its own process (subflows inherit it):
-#: they tell the batch's progress and summary how they did instead of writing their own.
+#: Set by `localize_batch` around the manifests it runs in its own process: they tell the batch's
+#: progress and summary how they did instead of writing their own.
 BATCH_REPORT: ContextVar[BatchReport | None] = ContextVar("lipsync_batch_report", default=None)
-#: Set by `localize_batch` around the start of one subflow run: the run sets it once it is running.
-RUN_STARTED: ContextVar[asyncio.Event | None] = ContextVar("lipsync_run_started", default=None)
-
-
-class StartGate:
-    """Subflow runs of a batch are created one at a time, each once the one before is running.
-
-    Creating a subflow run writes its parent task run and flow run; on Prefect's temporary SQLite
-    server each write reads, then writes, and fails (503) when another write committed in between.
-    Created all at once, 20 of them failed each other: Prefect's client backs off 2, 4, 8, 16, 32 s,
-    and the last manifests of a batch started 72 s late (bench_batch.py). One at a time they no
-    longer fail one another (N = 20: 1.23x the core alone, from 2.62x); the other writes of a busy
-    batch can still cost one a backoff. Four at a time measured slower than one.
-    """
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-
-    async def start(self, run: Callable[[], Awaitable[T]]) -> T:
-        """`run()` (a subflow call), holding the gate until the subflow run is running or over."""
-        async with self._lock:
-            started = asyncio.Event()
-            token = RUN_STARTED.set(started)
-            try:
-                # The task copies this context: the subflow sees its own `started` event.
-                call = asyncio.ensure_future(run())
-            finally:
-                RUN_STARTED.reset(token)
-            waiter = asyncio.ensure_future(started.wait())
-            try:
-                await asyncio.wait({call, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            except BaseException:
-                call.cancel()
-                raise
-            finally:
-                waiter.cancel()
-        return await call
-
-
-def _tell_the_batch_this_run_started() -> None:
-    started = RUN_STARTED.get()
-    if started is not None:
-        started.set()
 
 
 class QualityRejected(RuntimeError):
@@ -148,7 +115,6 @@ async def localize_video(
         approval_timeout_s: With `ask`: how long to wait for a decision before rejecting.
         rerun_nonce: Set to re-run (and pay for) jobs already done once; leave empty to resume instead.
     """
-    _tell_the_batch_this_run_started()
     options = RunOptions.of(locals())
     destination = Destination.of(out_dir)
     result = await localize_manifest(Path(manifest), destination, languages, options)
@@ -168,8 +134,20 @@ async def localize_manifest(
     ) as endpoint:
         if endpoint.offline:
             logger.warning(OFFLINE_NOTICE)
-        async with client_session(endpoint.credentials) as client:
-            return await _run_plan(manifest.resolve(), out_root, languages, endpoint, client, options)
+        return await localize_at(endpoint, manifest, out_root, languages, options)
+
+
+async def localize_at(
+    endpoint: Endpoint,
+    manifest: Path,
+    out_root: Destination,
+    languages: list[str] | None,
+    options: RunOptions,
+) -> LocalizeResult:
+    """One manifest's jobs against an endpoint already resolved; its reports are written in the
+    background and waited for at the end of the outermost run (this one, or the batch it is part of)."""
+    async with reports_in_background(), client_session(endpoint.credentials) as client:
+        return await _run_plan(manifest.resolve(), out_root, languages, endpoint, client, options)
 
 
 async def _run_plan(
@@ -209,7 +187,8 @@ async def _run_plan(
             progress = Progress(None, len(plan.jobs))  # the jobs matter more than their progress bar
 
     async def done(output: LanguageOutput) -> None:
-        await best_effort(lambda: progress.advance(f"{output.language}: {output.summary}"), "the progress")
+        if progress.step(f"{output.language}: {output.summary}"):
+            await best_effort(progress.flush, "the progress")
         if output.report:
             # The working copies beside the outbox, not the objects just published: no read back.
             local = out_dir.local_of(output.report)
@@ -432,45 +411,30 @@ async def localize_batch(
     else:
         _refuse_beyond_the_temporary_server(pending)
     limit = asyncio.Semaphore(max_concurrent_manifests)
-    async with runware_endpoint(
-        options.credentials,
-        options.credentials_block,
-        options.base_url,
-        allow_emulator=options.allow_emulator,
-    ) as endpoint:
+    async with (
+        runware_endpoint(
+            options.credentials,
+            options.credentials_block,
+            options.base_url,
+            allow_emulator=options.allow_emulator,
+        ) as endpoint,
+        reports_in_background(),
+    ):
         if endpoint.offline:
             logger.warning(OFFLINE_NOTICE)
         # Resolved once for the whole batch: every manifest goes to the same endpoint.
-        sub_credentials = None if endpoint.offline else endpoint.credentials
+        here = InProcessBatch(endpoint, out_root, options)
 
         async def in_process(manifest: Path) -> tuple[bool, str]:
-            # A subflow run the busy API could not create, or that crashed, is started again: its
-            # journal resumes it without uploading or paying twice.
+            # A manifest's run that crashed is started again: its journal resumes it without
+            # uploading or paying twice.
+            named = localize_manifest_task.with_options(task_run_name=_manifest_run_name(manifest))
             for _attempt in range(CHILD_CRASH_RERUNS + 1):
-                state = await attempt_in_process(manifest)
+                state = await named(str(manifest), here.key, return_state=True)
                 if not state.is_crashed():
                     break
                 logger.warning("%s: its run crashed (%s); running it again", manifest, state.message)
             return state.is_completed(), str(state.message or state.name)
-
-        gate = StartGate()
-
-        async def attempt_in_process(manifest: Path) -> Any:
-            return await with_api_retries(
-                lambda: gate.start(
-                    lambda: localize_video(
-                        manifest=str(manifest),
-                        out_dir=out_root.where,
-                        credentials=sub_credentials,
-                        settings=settings,
-                        base_url=endpoint.base_url,
-                        allow_emulator=allow_emulator,
-                        quality_policy=quality_policy,
-                        rerun_nonce=rerun_nonce,
-                        return_state=True,
-                    )
-                )
-            )
 
         async def on_a_worker(manifest: Path) -> tuple[bool, str]:
             assert manifest_deployment is not None
@@ -485,10 +449,8 @@ async def localize_batch(
             async with limit:
                 completed, message = await run(manifest)
             statuses[str(manifest)] = "done" if completed else f"failed: {message}"[:300]
-            await best_effort(
-                lambda: report.manifest_done(str(manifest), "done" if completed else "failed"),
-                "the batch's progress",
-            )
+            if report.manifest_done(str(manifest), "done" if completed else "failed"):
+                await best_effort(report.progress.flush, "the batch's progress")
             if completed and endpoint.offline:
                 # Dub previews are not the real thing: the manifest stays to do for a run with a key.
                 result.done.append(str(manifest))
@@ -504,11 +466,55 @@ async def localize_batch(
         # Manifests run here report to the batch; those on workers have their own artifacts.
         token = BATCH_REPORT.set(None if manifest_deployment else report)
         try:
-            await asyncio.gather(*(one(m) for m in pending))
+            with here:
+                await asyncio.gather(*(one(m) for m in pending))
         finally:
             BATCH_REPORT.reset(token)
             await best_effort(lambda: report.publish(statuses), "the batch's summary")
     return _batch_done(result)
+
+
+@dataclass(frozen=True)
+class InProcessBatch:
+    """What the manifests a batch runs in its own process share: one endpoint (and so one client and
+    one poller), one output root, the batch's options. Handed to their task runs by key, not as a
+    parameter, which Prefect would walk (credentials included)."""
+
+    endpoint: Endpoint
+    out_root: Destination
+    options: RunOptions
+    key: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    _open: ClassVar[dict[str, InProcessBatch]] = {}
+
+    def __enter__(self) -> InProcessBatch:
+        self._open[self.key] = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._open.pop(self.key, None)
+
+    @classmethod
+    def get(cls, key: str) -> InProcessBatch:
+        return cls._open[key]
+
+
+def _manifest_run_name(manifest: Path) -> str:
+    """`inbox/night-0001.yaml` -> `localize-night-0001`; `m3/manifest.yaml` -> `localize-m3-manifest`."""
+    stem = manifest.stem if manifest.stem != "manifest" else f"{manifest.parent.name}-{manifest.stem}"
+    return f"localize-{stem}"
+
+
+@task(
+    name="localize-manifest",
+    description="One manifest of a batch: plan, then each language's job (task runs inside), checks, delivery.",
+    cache_policy=NO_CACHE,  # the jobs' journal is what makes a re-run free
+)
+async def localize_manifest_task(manifest: str, batch_key: str) -> LocalizeResult:
+    """One manifest of a batch, in the batch's process: as `localize_video`, as a task run."""
+    batch = InProcessBatch.get(batch_key)
+    result = await localize_at(batch.endpoint, Path(manifest), batch.out_root, None, batch.options)
+    return await apply_quality_policy(result, batch.options, out_root=batch.out_root)
 
 
 async def _batch_report(folder: str, manifests: int, *, offline: bool) -> BatchReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -54,23 +55,35 @@ class Progress:
         self._last = ""
         self._written_done = 0
         self._written_at = time.monotonic()
+        # Writes may run in the background and wait on a busy API: one at a time, each with the count
+        # of when it is sent, so an older one never lands after a newer one.
+        self._writing = asyncio.Lock()
 
-    async def advance(self, description: str) -> None:
+    def step(self, description: str) -> bool:
+        """Count one more done; True when the bar is due for a write (`flush`). Counting apart from
+        writing keeps a retried write from counting twice."""
         self.done += 1
         self._last = description
-        if self.done >= self.total or time.monotonic() - self._written_at >= self.every_s:
+        return self.done >= self.total or time.monotonic() - self._written_at >= self.every_s
+
+    async def advance(self, description: str) -> None:
+        if self.step(description):
             await self.flush()
 
     async def flush(self) -> None:
         """Write the bar if it moved since its last write."""
-        if self.artifact_id is None or self.done == self._written_done:
+        if self.artifact_id is None:
             return
-        self._written_done, self._written_at = self.done, time.monotonic()
-        await aupdate_progress_artifact(
-            self.artifact_id,
-            progress=100.0 * self.done / max(self.total, 1),
-            description=f"{self.done}/{self.total} {self.unit} done; last: {self._last}",
-        )
+        async with self._writing:
+            if self.done == self._written_done:
+                return
+            done, self._written_at = self.done, time.monotonic()
+            await aupdate_progress_artifact(
+                self.artifact_id,
+                progress=100.0 * done / max(self.total, 1),
+                description=f"{done}/{self.total} {self.unit} done; last: {self._last}",
+            )
+            self._written_done = done
 
 
 async def create_progress(
@@ -285,8 +298,9 @@ class BatchReport:
         """A manifest's outcome, told by its run."""
         self.outcomes[outcome.manifest] = outcome
 
-    async def manifest_done(self, manifest: str, status: str) -> None:
-        await self.progress.advance(f"{PurePosixPath(manifest).name}: {status}")
+    def manifest_done(self, manifest: str, status: str) -> bool:
+        """Count a manifest as done; True when the progress bar is due for a write."""
+        return self.progress.step(f"{PurePosixPath(manifest).name}: {status}")
 
     def rows(self, statuses: Mapping[str, str]) -> list[dict[str, Any]]:
         money_column = "estimate_usd (emulator, not charged)" if self.offline else "cost_usd"

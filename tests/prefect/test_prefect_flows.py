@@ -78,6 +78,26 @@ def read_artifacts(filters: dict[str, Any]) -> list[dict[str, Any]]:
     return list(answer.json())
 
 
+def read_flow_runs(filters: dict[str, Any]) -> list[dict[str, Any]]:
+    body = {"limit": 200, "offset": 0, "flow_runs": filters}
+    answer = httpx.post(f"{PREFECT_API_URL.value()}/flow_runs/filter", json=body, timeout=30)
+    answer.raise_for_status()
+    return list(answer.json())
+
+
+def read_task_runs(flow_run_id: str, *, at_least: int = 15, wait_s: float = 30) -> list[dict[str, Any]]:
+    """The task runs of a flow run; the server records them from events, so give it a moment."""
+    body = {"limit": 200, "offset": 0, "task_runs": {"flow_run_id": {"any_": [flow_run_id]}}}
+    deadline = time.monotonic() + wait_s
+    while True:
+        answer = httpx.post(f"{PREFECT_API_URL.value()}/task_runs/filter", json=body, timeout=30)
+        answer.raise_for_status()
+        runs = list(answer.json())
+        if len(runs) >= at_least or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -245,11 +265,25 @@ async def test_batch_of_five_manifests_under_faults_finishes_with_each_job_accep
         assert row["status"] == "done" and sorted(languages) == ["de", "es"]
         assert set(languages.values()) <= {"pass", "warn"}
     assert all(float(r["estimated_usd"]) > 0 and "cost_usd" in r for r in rows)  # charged: as reported
-    children = read_artifacts({"flow_runs": {"parent_flow_run_id": {"any_": [batch_run]}}})
-    keys = {a["key"] for a in children}
-    assert {f"lipsync-jobs-batch-{i}" for i in range(5)} <= keys
-    assert {f"lipsync-quality-batch-{i}-{lang}" for i in range(5) for lang in ("es", "de")} <= keys
-    assert not {k for k in keys if k.startswith(("lipsync-cost", "lipsync-progress"))}
+    # Each manifest is a task run of the batch's flow run (no subflow run), named after it, with its
+    # languages' job task runs inside; its jobs table and quality reports belong to it.
+    assert not read_flow_runs({"parent_flow_run_id": {"any_": [batch_run]}})
+    manifest_runs = {
+        r["name"]: r["id"]
+        for r in read_task_runs(batch_run, at_least=20)
+        if r["task_key"].startswith("localize_manifest")
+    }
+    assert sorted(manifest_runs) == [f"localize-m{i}-manifest" for i in range(5)]
+    by_task_run = {a["key"]: a["task_run_id"] for a in mine.values()}
+    for i in range(5):
+        run_id = manifest_runs[f"localize-m{i}-manifest"]
+        assert by_task_run[f"lipsync-jobs-batch-{i}"] == run_id
+        assert (
+            by_task_run[f"lipsync-quality-batch-{i}-es"]
+            == by_task_run[f"lipsync-quality-batch-{i}-de"]
+            == run_id
+        )
+    assert not {k for k in mine if k.startswith(("lipsync-cost", "lipsync-progress-"))}
     # Lost answers and retried submits never make a second task: each taskUUID was accepted once.
     # A task the provider failed transiently is resubmitted once per failure, as a new task.
     assert counters["accepted"] == counters["distinct_task_uuids"] == 10 + counters["failed"]

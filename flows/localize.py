@@ -163,7 +163,8 @@ async def _run_plan(
     settings = team.run_settings()
     if endpoint.credentials.job_timeout_s is not None:
         settings = settings.model_copy(update={"job_timeout_s": endpoint.credentials.job_timeout_s})
-    plan = await with_api_retries(lambda: plan_segments(str(manifest), settings, languages))
+    planning = plan_segments.with_options(task_run_name=_manifest_run_name(manifest, "plan"))
+    plan = await with_api_retries(lambda: planning(str(manifest), settings, languages))
     out_dir = out_root.child(plan.name)
     out_dir.local.mkdir(parents=True, exist_ok=True)
     runner = JobRunner(
@@ -499,10 +500,11 @@ class InProcessBatch:
         return cls._open[key]
 
 
-def _manifest_run_name(manifest: Path) -> str:
-    """`inbox/night-0001.yaml` -> `localize-night-0001`; `m3/manifest.yaml` -> `localize-m3-manifest`."""
+def _manifest_run_name(manifest: Path, verb: str = "localize") -> str:
+    """A task run's name after its manifest: `inbox/night-0001.yaml` -> `localize-night-0001`;
+    `m3/manifest.yaml` -> `localize-m3-manifest`."""
     stem = manifest.stem if manifest.stem != "manifest" else f"{manifest.parent.name}-{manifest.stem}"
-    return f"localize-{stem}"
+    return f"{verb}-{stem}"
 
 
 @task(

@@ -92,7 +92,7 @@ class InProcessJobs:
     async def run(self, job: PlannedJob) -> LanguageOutput:
         """The job as a task run; should Prefect's API fail around it, the job runs (or resumes) without one."""
         try:
-            named = lipsync_job.with_options(task_run_name=f"lipsync-{job.language}")
+            named = lipsync_job.with_options(task_run_name=f"lipsync-{self.plan.name}-{job.language}")
             return await with_api_retries(lambda: named(self.key, job.language))
         except PREFECT_API_ERRORS as exc:
             get_run_logger().warning(

@@ -111,9 +111,7 @@ class FlakyApi:
             return
         upstream_writer.write(head)
         await upstream_writer.drain()
-        await asyncio.gather(
-            _pipe(client_reader, upstream_writer), _pipe(upstream_reader, client_writer)
-        )
+        await asyncio.gather(_pipe(client_reader, upstream_writer), _pipe(upstream_reader, client_writer))
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
@@ -124,7 +122,9 @@ class FlakyApi:
             await self._stop.wait()
 
     def __enter__(self) -> str:
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._serve(),), daemon=True
+        )
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("the flaky API proxy did not start")

@@ -180,3 +180,61 @@ def test_custom_run_form_and_quality_artifact_in_a_real_browser(
     sizes = pictures.evaluate_all("imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
     # The timeline, the contact sheet and the lip-sync curves, each decoded by the browser.
     assert len(sizes) == 3 and all(w > 100 and h > 50 for w, h in sizes), sizes
+
+
+def test_a_batch_run_shows_each_manifest_as_a_task_run_in_a_real_browser(
+    operator: Operator, page: Any, tmp_path: Path
+) -> None:
+    """A person opens the nightly batch's flow run: each manifest is a task run named after it, with
+    its languages' task runs inside, and the batch's summary is among the run's artifacts."""
+    from prefect_lipsync.demo import build_batch_inbox
+
+    build_batch_inbox(tmp_path / "inbox", 3)
+    ran = operator.python(
+        "import asyncio, json, sys\n"
+        "from prefect_lipsync.flows.localize import localize_batch\n"
+        "state = asyncio.run(localize_batch(folder=sys.argv[1], out_dir=sys.argv[2], quality_policy='warn',\n"
+        "                                   return_state=True))\n"
+        "print(json.dumps({'id': str(state.state_details.flow_run_id), 'type': state.type.value}))\n",
+        str(tmp_path / "inbox"),
+        str(tmp_path / "out"),
+        timeout=400,
+    )
+    assert ran.returncode == 0, tail(ran)
+    run = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert run["type"] == "COMPLETED", tail(ran)
+    manifests = [f"localize-night-{i:04d}" for i in range(3)]
+    task_runs = wait_for(
+        lambda: (
+            (
+                found := operator.post(
+                    "/task_runs/filter", {"task_runs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 100}
+                )
+            )
+            and len(found) >= 12  # 3 manifests, 3 plans, 6 languages
+            and found
+        ),
+        timeout=60,
+        what="the batch's task runs recorded by the server",
+    )
+    names = sorted(r["name"] for r in task_runs)
+    assert [n for n in names if n.startswith("localize-")] == manifests, names
+    assert [n for n in names if n.startswith("plan-")] == [f"plan-night-{i:04d}" for i in range(3)], names
+    languages = [f"lipsync-night-{i:04d}-{lang}" for i in range(3) for lang in ("de", "es")]
+    assert [n for n in names if n.startswith("lipsync-")] == languages, names
+    assert not operator.post(
+        "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}}
+    )
+    ui = operator.api_url.removesuffix("/api")
+
+    # The run's page: its graph draws each manifest's task run with its artifacts (a canvas, so the
+    # screenshot is for people); the Task Runs tab lists them by name, the Subflow Runs tab has none.
+    page.goto(f"{ui}/runs/flow-run/{run['id']}")
+    page.get_by_text("Task Runs", exact=True).first.click()
+    for name in manifests:
+        page.get_by_text(name, exact=True).first.wait_for()
+    page.screenshot(path=str(tmp_path / "ui-batch-task-runs.png"), full_page=True)
+    page.get_by_text("Artifacts", exact=True).first.click()
+    page.get_by_text("lipsync-batch-inbox", exact=True).first.wait_for()
+    page.get_by_text("lipsync-jobs-night-0002", exact=True).first.wait_for()
+    page.screenshot(path=str(tmp_path / "ui-batch-artifacts.png"), full_page=True)

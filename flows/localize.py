@@ -21,7 +21,7 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -60,6 +60,11 @@ from prefect_lipsync.tasks.resilience import (
     reports_in_background,
     with_api_retries,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from prefect.client.schemas.objects import State
 
 #: Names and language codes that become file names: no separators, no leading dot, no newline.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -431,7 +436,12 @@ async def localize_batch(
             # uploading or paying twice.
             named = localize_manifest_task.with_options(task_run_name=_manifest_run_name(manifest))
             for _attempt in range(CHILD_CRASH_RERUNS + 1):
-                state = await named(str(manifest), here.key, return_state=True)
+                # Called from async code, an async task returns a coroutine of its state (Prefect types
+                # it as the state itself).
+                running = cast(
+                    "Awaitable[State[LocalizeResult]]", named(str(manifest), here.key, return_state=True)
+                )
+                state = await running
                 if not state.is_crashed():
                     break
                 logger.warning("%s: its run crashed (%s); running it again", manifest, state.message)

@@ -3,18 +3,17 @@ starts its temporary SQLite server, exactly as after `make demo`. 50 two-languag
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from batch_script import batch_command, batch_outcome
 
 from prefect_lipsync.demo import build_batch_inbox
 
@@ -55,22 +54,6 @@ def emulator() -> Iterator[str]:
     proc.wait(timeout=10)
 
 
-BATCH = textwrap.dedent(
-    """
-    import asyncio, json, sys
-    from prefect_lipsync.flows.localize import localize_batch
-
-    state = asyncio.run(localize_batch(folder=sys.argv[1], out_dir=sys.argv[2], pattern="*.yaml",
-                                       max_concurrent_manifests=16, base_url=sys.argv[3],
-                                       quality_policy="warn", return_state=True))
-    result = state.result(raise_on_failure=False) if state.is_completed() else None
-    result = asyncio.run(result) if asyncio.iscoroutine(result) else result
-    print("RESULT " + json.dumps({"completed": state.is_completed(), "message": str(state.message),
-                                   "done": len(result.done) if result else 0}))
-    """
-)
-
-
 @pytest.mark.timeout(1500)
 def test_a_batch_of_100_jobs_on_the_default_setup_completes_with_each_job_accepted_once(
     tmp_path: Path, emulator: str
@@ -85,15 +68,13 @@ def test_a_batch_of_100_jobs_on_the_default_setup_completes_with_each_job_accept
         PREFECT_LOGGING_LEVEL="WARNING",
     )
     done = subprocess.run(
-        [sys.executable, "-c", BATCH, str(inbox), str(tmp_path / "out"), f"{emulator}/v1"],
+        batch_command(inbox, tmp_path / "out", f"{emulator}/v1", at_once=16),
         env=env,
         capture_output=True,
         text=True,
         timeout=1500,
     )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, done.stdout[-3000:] + done.stderr[-5000:]
-    outcome = json.loads(lines[-1][len("RESULT ") :])
+    outcome = batch_outcome(done.stdout, done.stderr)
     assert outcome["completed"], outcome["message"]
     assert outcome["done"] == MANIFESTS
     stats = httpx.get(f"{emulator}/_emulator/stats", timeout=5).json()
@@ -115,13 +96,13 @@ def test_a_batch_larger_than_the_temporary_server_holds_is_refused_before_anythi
         PREFECT_LIPSYNC_TEMPORARY_SERVER_MAX_JOBS="3",
     )
     done = subprocess.run(
-        [sys.executable, "-c", BATCH, str(inbox), str(tmp_path / "out"), f"{emulator}/v1"],
+        batch_command(inbox, tmp_path / "out", f"{emulator}/v1", at_once=16),
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    outcome = json.loads([line for line in done.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
+    outcome = batch_outcome(done.stdout, done.stderr)
     assert not outcome["completed"]
     assert "4 jobs" in outcome["message"] and "PREFECT_API_URL" in outcome["message"]
     stats = httpx.get(f"{emulator}/_emulator/stats", timeout=5).json()

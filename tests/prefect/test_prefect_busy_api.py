@@ -5,16 +5,13 @@ then through an outage of the whole Prefect API after every job was paid for. Ev
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from batch_script import batch_command, batch_outcome
 from flaky_api import Faults, flaky_api
 from prefect.settings import PREFECT_API_URL
 
@@ -24,25 +21,6 @@ from prefect_lipsync.emulator import run_emulator
 pytestmark = pytest.mark.slow
 
 MANIFESTS = 4
-
-BATCH = textwrap.dedent(
-    """
-    import asyncio, json, sys
-    from prefect_lipsync.flows.localize import localize_batch
-
-    state = asyncio.run(localize_batch(folder=sys.argv[1], out_dir=sys.argv[2], pattern="*.yaml",
-                                       max_concurrent_manifests=4, base_url=sys.argv[3],
-                                       quality_policy="warn", return_state=True))
-    result = state.result(raise_on_failure=False) if state.is_completed() else None
-    result = asyncio.run(result) if asyncio.iscoroutine(result) else result
-    print("RESULT " + json.dumps({"completed": state.is_completed(), "message": str(state.message),
-                                   "done": len(result.done) if result else 0}))
-    """
-)
-
-
-def batch_command(inbox: Path, out: Path, base_url: str) -> list[str]:
-    return [sys.executable, "-c", BATCH, str(inbox), str(out), base_url]
 
 
 def batch_env(tmp_path: Path, api_url: str) -> dict[str, str]:
@@ -56,12 +34,6 @@ def batch_env(tmp_path: Path, api_url: str) -> dict[str, str]:
     }
 
 
-def outcome_of(stdout: str, stderr: str) -> dict[str, Any]:
-    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, stdout[-3000:] + stderr[-5000:]
-    return dict(json.loads(lines[-1][len("RESULT ") :]))
-
-
 def delivered(out: Path) -> list[Path]:
     return sorted(out.glob("night-*/night-*.*.mp4"))
 
@@ -73,14 +45,14 @@ def test_a_busy_prefect_api_costs_the_batch_no_job_and_no_second_payment(tmp_pat
     faults = Faults(busy_rate=0.25, drop_rate=0.05)
     with run_emulator(latency=1.0) as base_url, flaky_api(str(PREFECT_API_URL.value()), faults) as api:
         done = subprocess.run(
-            batch_command(inbox, out, str(base_url)),
+            batch_command(inbox, out, str(base_url), MANIFESTS),
             env=batch_env(tmp_path, api),
             capture_output=True,
             text=True,
             timeout=600,
         )
         stats = base_url.stats()
-    outcome = outcome_of(done.stdout, done.stderr)
+    outcome = batch_outcome(done.stdout, done.stderr)
     assert outcome["completed"], outcome["message"]
     assert outcome["done"] == MANIFESTS
     # The API really was busy: many of the batch's requests were answered 503/429 or dropped.
@@ -99,7 +71,7 @@ def test_jobs_paid_for_before_an_outage_of_the_prefect_api_are_delivered_and_a_r
     with run_emulator(latency=3.0) as base_url, flaky_api(str(PREFECT_API_URL.value()), faults) as api:
         env = batch_env(tmp_path, api)
         batch = subprocess.Popen(
-            batch_command(inbox, out, str(base_url)),
+            batch_command(inbox, out, str(base_url), MANIFESTS),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -116,7 +88,7 @@ def test_jobs_paid_for_before_an_outage_of_the_prefect_api_are_delivered_and_a_r
         faults.outage = False
         stdout, stderr = batch.communicate(timeout=600)
         first = base_url.stats()
-        outcome = outcome_of(stdout, stderr)
+        outcome = batch_outcome(stdout, stderr)
         assert faults.counts["outage"] >= 1  # the run did call the API during the outage
         assert outcome["completed"], outcome["message"]
         assert len(delivered(out)) == 2 * MANIFESTS
@@ -124,9 +96,13 @@ def test_jobs_paid_for_before_an_outage_of_the_prefect_api_are_delivered_and_a_r
 
         # A re-run (previews stay to do, so it runs every manifest again) resumes from the journal.
         again = subprocess.run(
-            batch_command(inbox, out, str(base_url)), env=env, capture_output=True, text=True, timeout=600
+            batch_command(inbox, out, str(base_url), MANIFESTS),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         second = base_url.stats()
-    assert outcome_of(again.stdout, again.stderr)["completed"]
+    assert batch_outcome(again.stdout, again.stderr)["completed"]
     assert second["accepted"] == first["accepted"] and second["uploads"] == first["uploads"]
     assert len(delivered(out)) == 2 * MANIFESTS

@@ -62,6 +62,16 @@ async def _publish(call: Callable[[], Awaitable[object]], what: str) -> None:
         )
 
 
+async def _publish_in_background(call: Callable[[], Awaitable[object]], what: str) -> None:
+    # Nobody awaits this one's outcome: any failure is said here rather than lost.
+    try:
+        await _publish(call, what)
+    except Exception as exc:
+        get_run_logger().warning(
+            "Could not publish %s (%s: %s); the run goes on.", what, type(exc).__name__, exc
+        )
+
+
 async def best_effort(call: Callable[[], Awaitable[object]], what: str) -> None:
     """An artifact or a report for people: if the Prefect API keeps failing, log it and go on.
 
@@ -72,7 +82,7 @@ async def best_effort(call: Callable[[], Awaitable[object]], what: str) -> None:
     if pending is None:
         await _publish(call, what)
         return
-    writing = asyncio.ensure_future(_publish(call, what))
+    writing = asyncio.ensure_future(_publish_in_background(call, what))
     pending.add(writing)
     writing.add_done_callback(pending.discard)
 

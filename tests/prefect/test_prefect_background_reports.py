@@ -118,3 +118,20 @@ async def test_progress_writes_in_the_background_land_in_order_the_last_one_last
     assert sent == sorted(sent) and sent[-1] == 100.0
     (latest, *_) = read_artifacts("lipsync-progress-racing")
     assert latest["data"] == 100.0 and latest["description"].startswith("3/3 jobs done")
+
+
+@flow
+async def report_that_breaks() -> bool:
+    async def broken() -> None:
+        raise OSError("the picture is gone")
+
+    async with reports_in_background():
+        await best_effort(broken, "a broken report")
+    return True
+
+
+async def test_a_report_that_fails_in_the_background_is_said_in_the_log_and_the_run_goes_on(
+    prefect_caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert await report_that_breaks()
+    assert "Could not publish a broken report (OSError: the picture is gone)" in prefect_caplog.text

@@ -21,7 +21,7 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -42,7 +42,7 @@ from prefect_lipsync.pipeline.delivery import record_rejection, release_held, re
 from prefect_lipsync.pipeline.destination import Destination
 from prefect_lipsync.quality import QualityReport
 from prefect_lipsync.tasks.clients import client_session
-from prefect_lipsync.tasks.jobs import InProcessJobs, PrefectStepHook
+from prefect_lipsync.tasks.jobs import HandedByKey, InProcessJobs, PrefectStepHook
 from prefect_lipsync.tasks.planning import plan_segments
 from prefect_lipsync.tasks.report import (
     BatchReport,
@@ -486,28 +486,14 @@ async def localize_batch(
 
 
 @dataclass(frozen=True)
-class InProcessBatch:
+class InProcessBatch(HandedByKey):
     """What the manifests a batch runs in its own process share: one endpoint (and so one client and
-    one poller), one output root, the batch's options. Handed to their task runs by key, not as a
-    parameter, which Prefect would walk (credentials included)."""
+    one poller), one output root, the batch's options. Handed to their task runs by key."""
 
     endpoint: Endpoint
     out_root: Destination
     options: RunOptions
     key: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    _open: ClassVar[dict[str, InProcessBatch]] = {}
-
-    def __enter__(self) -> InProcessBatch:
-        self._open[self.key] = self
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._open.pop(self.key, None)
-
-    @classmethod
-    def get(cls, key: str) -> InProcessBatch:
-        return cls._open[key]
 
 
 def _manifest_run_name(manifest: Path, verb: str = "localize") -> str:

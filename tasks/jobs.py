@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -68,26 +68,37 @@ class PrefectStepHook:
         return value
 
 
-class InProcessJobs:
-    """The runner and plan of a flow run, handed to its job task runs by key (not as parameters,
-    which Prefect would walk and record)."""
+class HandedByKey:
+    """What a flow run hands its task runs by key, not as a parameter, which Prefect would walk and
+    record (credentials and all): registered while the `with` block runs, in one registry per class
+    and process."""
 
-    _open: dict[str, tuple[JobRunner, RunPlan]] = {}  # noqa: RUF012 - one registry per process
+    key: str
+    _open: ClassVar[dict[str, Any]]
 
-    def __init__(self, runner: JobRunner, plan: RunPlan) -> None:
-        self.key = str(uuid.uuid4())
-        self.runner, self.plan = runner, plan
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._open = {}
 
-    def __enter__(self) -> InProcessJobs:
-        self._open[self.key] = (self.runner, self.plan)
+    def __enter__(self) -> Self:
+        self._open[self.key] = self
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._open.pop(self.key, None)
 
     @classmethod
-    def get(cls, key: str) -> tuple[JobRunner, RunPlan]:
-        return cls._open[key]
+    def get(cls, key: str) -> Self:
+        found: Self = cls._open[key]
+        return found
+
+
+class InProcessJobs(HandedByKey):
+    """The runner and plan of a flow run, handed to its job task runs by key."""
+
+    def __init__(self, runner: JobRunner, plan: RunPlan) -> None:
+        self.key = str(uuid.uuid4())
+        self.runner, self.plan = runner, plan
 
     async def run(self, job: PlannedJob) -> LanguageOutput:
         """The job as a task run; should Prefect's API fail around it, the job runs (or resumes) without one."""
@@ -111,9 +122,9 @@ class InProcessJobs:
 )
 async def lipsync_job(run_key: str, language: str) -> LanguageOutput:
     """Run the job of `language` of the flow run's plan with the flow run's runner."""
-    runner, plan = InProcessJobs.get(run_key)
-    (job,) = (j for j in plan.jobs if j.language == language)
-    output = await runner.run(job, plan)
+    jobs = InProcessJobs.get(run_key)
+    (job,) = (j for j in jobs.plan.jobs if j.language == language)
+    output = await jobs.runner.run(job, jobs.plan)
     logger = get_run_logger()
     for warning in output.warnings:
         logger.warning("%s: %s", language, warning)

@@ -13,7 +13,6 @@ import contextlib
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -134,9 +133,3 @@ class FlakyApi:
         assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
-
-
-@contextlib.contextmanager
-def flaky_api(upstream_api_url: str, faults: Faults) -> Iterator[str]:
-    with FlakyApi(upstream_api_url, faults) as url:
-        yield url

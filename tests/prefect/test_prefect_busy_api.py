@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from batch_script import batch_command, batch_outcome
-from flaky_api import Faults, flaky_api
+from flaky_api import Faults, FlakyApi
 from prefect.settings import PREFECT_API_URL
 
 from prefect_lipsync.demo import build_batch_inbox
@@ -43,7 +43,7 @@ def test_a_busy_prefect_api_costs_the_batch_no_job_and_no_second_payment(tmp_pat
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     build_batch_inbox(inbox, MANIFESTS)
     faults = Faults(busy_rate=0.25, drop_rate=0.05)
-    with run_emulator(latency=1.0) as base_url, flaky_api(str(PREFECT_API_URL.value()), faults) as api:
+    with run_emulator(latency=1.0) as base_url, FlakyApi(str(PREFECT_API_URL.value()), faults) as api:
         done = subprocess.run(
             batch_command(inbox, out, str(base_url), MANIFESTS),
             env=batch_env(tmp_path, api),
@@ -68,7 +68,7 @@ def test_jobs_paid_for_before_an_outage_of_the_prefect_api_are_delivered_and_a_r
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     build_batch_inbox(inbox, MANIFESTS)
     faults = Faults()
-    with run_emulator(latency=3.0) as base_url, flaky_api(str(PREFECT_API_URL.value()), faults) as api:
+    with run_emulator(latency=3.0) as base_url, FlakyApi(str(PREFECT_API_URL.value()), faults) as api:
         env = batch_env(tmp_path, api)
         batch = subprocess.Popen(
             batch_command(inbox, out, str(base_url), MANIFESTS),

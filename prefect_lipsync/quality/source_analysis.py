@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.quality.analysis import Findings, FrameGrab, analyze
 from prefect_lipsync.quality.face import Box, FaceFinder, FoundFace, find_face
 from prefect_lipsync.quality.frames import Frame, sample_frames
@@ -162,3 +164,49 @@ def analyze_source(
     if look_for_face:
         analysis.face = find_face_in(kept)
     return analysis
+
+
+#: Sources whose analysis a process keeps: a batch's manifests often share a source, and each
+#: analysis holds its sample frames in memory, so the oldest is let go past this many.
+SHARED_ANALYSES_MAX = 4
+_shared: OrderedDict[tuple[str, int, int, str], SourceAnalysis | None] = OrderedDict()
+_shared_locks: dict[tuple[str, int, int, str], threading.Lock] = {}
+_shared_guard = threading.Lock()
+
+
+def shared_source_analysis(
+    source: Path,
+    *,
+    request_payloads: Iterable[Mapping[str, Any]] = (),
+    thresholds: QualityThresholds | None = None,
+    timeout: float = 600.0,
+) -> SourceAnalysis | None:
+    """One analysis of `source` per process while its content is unchanged (None: it cannot be decoded).
+
+    Keyed by the file's path, size and modification time and the thresholds, not by the requests:
+    pre-flight and the checks of every job on the same source share it, whichever step comes first.
+    The first caller's `request_payloads` choose the frames kept; a later job whose frames were not
+    kept has its checks seek them in the source (`SourceAnalysis.frames_at` answers None).
+    """
+    t = thresholds or QualityThresholds()
+    stat = Path(source).stat()
+    key = (str(Path(source).resolve()), stat.st_size, stat.st_mtime_ns, t.model_dump_json())
+    with _shared_guard:
+        lock = _shared_locks.setdefault(key, threading.Lock())
+    with lock:  # two languages of one source wait for one decode, not two
+        with _shared_guard:
+            if key in _shared:
+                _shared.move_to_end(key)
+                return _shared[key]
+        try:
+            analysis: SourceAnalysis | None = analyze_source(
+                Path(source), request_payloads=request_payloads, thresholds=t, timeout=timeout
+            )
+        except MediaError:
+            analysis = None  # pre-flight says why, from its own probe
+        with _shared_guard:
+            _shared[key] = analysis
+            while len(_shared) > SHARED_ANALYSES_MAX:
+                old, _ = _shared.popitem(last=False)
+                _shared_locks.pop(old, None)
+        return analysis

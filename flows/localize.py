@@ -17,9 +17,7 @@ import asyncio
 import hashlib
 import json
 import os
-import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
@@ -33,17 +31,18 @@ from pydantic import BaseModel, Field
 from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.blocks.settings import LipsyncSettings
 from prefect_lipsync.files import write_text_atomic
-from prefect_lipsync.flows.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
 from prefect_lipsync.flows.options import QualityPolicy, RunOptions
-from prefect_lipsync.manifest import read_manifest
+from prefect_lipsync.manifest import Plan, PlannedJob, read_manifest
 from prefect_lipsync.manifest.output_names import output_stem
-from prefect_lipsync.pipeline import JobJournal, JobRunner, LanguageOutput, RunOutcome, run_jobs
+from prefect_lipsync.pipeline import JobJournal, JobRunner, LanguageOutput, RunOutcome, RunPlan, run_jobs
 from prefect_lipsync.pipeline.delivery import record_rejection, release_held, report_path_of
 from prefect_lipsync.pipeline.destination import Destination
+from prefect_lipsync.pipeline.steps import source_of
 from prefect_lipsync.quality import QualityReport
 from prefect_lipsync.tasks.clients import client_session
-from prefect_lipsync.tasks.jobs import HandedByKey, InProcessJobs, PrefectStepHook
-from prefect_lipsync.tasks.planning import plan_segments
+from prefect_lipsync.tasks.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
+from prefect_lipsync.tasks.events import emit_output_event
+from prefect_lipsync.tasks.media import aprobe_media
 from prefect_lipsync.tasks.report import (
     BatchReport,
     Progress,
@@ -60,6 +59,8 @@ from prefect_lipsync.tasks.resilience import (
     reports_in_background,
     with_api_retries,
 )
+from prefect_lipsync.tasks.segments import abuild_segments
+from prefect_lipsync.tasks.steps import TaskSteps
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -168,8 +169,10 @@ async def _run_plan(
     settings = team.run_settings()
     if endpoint.credentials.job_timeout_s is not None:
         settings = settings.model_copy(update={"job_timeout_s": endpoint.credentials.job_timeout_s})
-    planning = plan_segments.with_options(task_run_name=_manifest_run_name(manifest, "plan"))
-    plan = await with_api_retries(lambda: planning(str(manifest), settings, languages))
+    stem = _manifest_run_name(manifest, "")[1:]
+    building = abuild_segments.with_options(task_run_name=f"plan-{stem}")
+    jobs = await with_api_retries(lambda: building(str(manifest), languages=languages, settings=settings))
+    plan = await _run_plan_of(manifest, jobs, settings.price_per_second_usd)
     out_dir = out_root.child(plan.name)
     out_dir.local.mkdir(parents=True, exist_ok=True)
     runner = JobRunner(
@@ -180,7 +183,15 @@ async def _run_plan(
         offline=endpoint.offline,
         policy=options.quality_policy,
         nonce=options.rerun_nonce,
-        hook=PrefectStepHook(team.global_concurrency_limit),
+        steps=TaskSteps(
+            client,
+            endpoint.credentials,
+            settings,
+            run_name=plan.name,
+            nonce=options.rerun_nonce,
+            offline=endpoint.offline,
+            global_concurrency_limit=team.global_concurrency_limit,
+        ),
     )
     slug = artifact_key(plan.name) or "run"
     batch = BATCH_REPORT.get()
@@ -193,6 +204,9 @@ async def _run_plan(
             progress = Progress(None, len(plan.jobs))  # the jobs matter more than their progress bar
 
     async def done(output: LanguageOutput) -> None:
+        for warning in output.warnings:
+            logger.warning("%s: %s", output.language, warning)
+        emit_output_event(plan.name, output)
         if progress.step(f"{output.language}: {output.summary}"):
             await best_effort(progress.flush, "the progress")
         if output.report:
@@ -205,8 +219,7 @@ async def _run_plan(
                 f"the quality report of {output.language}",
             )
 
-    with InProcessJobs(runner, plan) as jobs:
-        outputs = await run_jobs(runner, plan, run_one=jobs.run, on_done=done)
+    outputs = await run_jobs(runner, plan, on_done=done)
     await best_effort(progress.flush, "the progress")
     costs = [o.cost_usd for o in outputs if o.cost_usd is not None]
     result = LocalizeResult(
@@ -234,6 +247,28 @@ async def _run_plan(
         if output.error:
             logger.error("%s: %s", output.language, output.error)
     return result
+
+
+async def _run_plan_of(manifest: Path, jobs: list[PlannedJob], price_per_second: float) -> RunPlan:
+    """The run's plan around the jobs `build_segments` made: its name, its source probed (a cached
+    probe, shown as its own task run), the estimate the planner priced."""
+    source = source_of(jobs[0].request) or str(jobs[0].request.to_wire()["inputs"]["video"])
+    probing = aprobe_media.with_options(task_run_name=f"probe-{Path(source).name}")
+    video = await with_api_retries(lambda: probing(source))
+    seconds = round(sum(job.video_duration * job.request.number_results for job in jobs), 3)
+    return RunPlan(
+        manifest=str(manifest),
+        name=jobs[0].run_name or Path(source).stem,
+        video_ref=source,
+        video_fps=video.video.fps if video.video else None,
+        video_duration=video.duration,
+        plan=Plan(
+            jobs=jobs,
+            estimated_seconds=seconds,
+            estimated_cost_usd=round(seconds * price_per_second, 4),
+            price_per_second=price_per_second,
+        ),
+    )
 
 
 async def apply_quality_policy(
@@ -428,8 +463,6 @@ async def localize_batch(
     ):
         if endpoint.offline:
             logger.warning(OFFLINE_NOTICE)
-        # Resolved once for the whole batch: every manifest goes to the same endpoint.
-        here = InProcessBatch(endpoint, out_root, options)
 
         async def in_process(manifest: Path) -> tuple[bool, str]:
             # A manifest's run that crashed is started again: its journal resumes it without
@@ -439,7 +472,17 @@ async def localize_batch(
                 # Called from async code, an async task returns a coroutine of its state (Prefect types
                 # it as the state itself).
                 running = cast(
-                    "Awaitable[State[LocalizeResult]]", named(str(manifest), here.key, return_state=True)
+                    "Awaitable[State[LocalizeResult]]",
+                    named(
+                        str(manifest),
+                        out_root.where,
+                        endpoint.credentials,  # resolved once: every manifest goes to the same endpoint
+                        endpoint.offline,
+                        options.settings,
+                        options.quality_policy,
+                        options.rerun_nonce,
+                        return_state=True,
+                    ),
                 )
                 state = await running
                 if not state.is_crashed():
@@ -477,23 +520,11 @@ async def localize_batch(
         # Manifests run here report to the batch; those on workers have their own artifacts.
         token = BATCH_REPORT.set(None if manifest_deployment else report)
         try:
-            with here:
-                await asyncio.gather(*(one(m) for m in pending))
+            await asyncio.gather(*(one(m) for m in pending))
         finally:
             BATCH_REPORT.reset(token)
             await best_effort(lambda: report.publish(statuses), "the batch's summary")
     return _batch_done(result)
-
-
-@dataclass(frozen=True)
-class InProcessBatch(HandedByKey):
-    """What the manifests a batch runs in its own process share: one endpoint (and so one client and
-    one poller), one output root, the batch's options. Handed to their task runs by key."""
-
-    endpoint: Endpoint
-    out_root: Destination
-    options: RunOptions
-    key: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 def _manifest_run_name(manifest: Path, verb: str = "localize") -> str:
@@ -508,11 +539,24 @@ def _manifest_run_name(manifest: Path, verb: str = "localize") -> str:
     description="One manifest of a batch: plan, then each language's job (task runs inside), checks, delivery.",
     cache_policy=NO_CACHE,  # the jobs' journal is what makes a re-run free
 )
-async def localize_manifest_task(manifest: str, batch_key: str) -> LocalizeResult:
-    """One manifest of a batch, in the batch's process: as `localize_video`, as a task run."""
-    batch = InProcessBatch.get(batch_key)
-    result = await localize_at(batch.endpoint, Path(manifest), batch.out_root, None, batch.options)
-    return await apply_quality_policy(result, batch.options, out_root=batch.out_root)
+async def localize_manifest_task(
+    manifest: str,
+    out_dir: str,
+    credentials: RunwareCredentials,
+    offline: bool = False,
+    settings: LipsyncSettings | None = None,
+    quality_policy: QualityPolicy = "fail",
+    rerun_nonce: str | None = None,
+) -> LocalizeResult:
+    """One manifest of a batch, in the batch's process: as `localize_video`, as a task run.
+
+    `credentials` are the batch's, resolved once (a block, the environment's key, or the emulator the
+    batch started: `offline`), so every manifest shares one client and one poller.
+    """
+    options = RunOptions(settings=settings, quality_policy=quality_policy, rerun_nonce=rerun_nonce)
+    out_root = Destination.of(out_dir)
+    result = await localize_at(Endpoint(credentials, offline), Path(manifest), out_root, None, options)
+    return await apply_quality_policy(result, options, out_root=out_root)
 
 
 async def _batch_report(folder: str, manifests: int, *, offline: bool) -> BatchReport:

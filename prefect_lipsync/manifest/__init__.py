@@ -2,7 +2,14 @@
 
 from prefect_lipsync.manifest.errors import ManifestError, ManifestProblem
 from prefect_lipsync.manifest.limits import ManifestLimits
-from prefect_lipsync.manifest.loader import LoadedManifest, PlanLine, load_manifest, prepare, read_manifest
+from prefect_lipsync.manifest.loader import (
+    LoadedManifest,
+    PlanLine,
+    load_manifest,
+    prepare,
+    read_manifest,
+    read_manifest_data,
+)
 from prefect_lipsync.manifest.pipeline import load_and_plan
 from prefect_lipsync.manifest.plan_models import (
     DEFAULT_PRICE_PER_SECOND,
@@ -45,4 +52,5 @@ __all__ = [
     "plan_manifest",
     "prepare",
     "read_manifest",
+    "read_manifest_data",
 ]

@@ -449,12 +449,33 @@ def read_manifest(
         data = parse_text(text, is_json=is_json)
     except ManifestSyntaxError as exc:
         return None, [ManifestProblem(file=file, line=exc.line, message=str(exc), fix=exc.fix)]
-    source = source_map(text)
     if not isinstance(data, Mapping):
         return None, [
             ManifestProblem(
                 file=file,
                 line=1,
+                message=f"a manifest is a mapping (version, video, languages, ...), got {type(data).__name__}",
+                fix="start from the example manifest: version: 1, video: FILE, languages: {...}",
+            )
+        ]
+    return read_manifest_data(
+        data, file=file, base_dir=os.path.dirname(os.path.abspath(path)), source=source_map(text)
+    )
+
+
+def read_manifest_data(
+    data: Any, *, file: str = MEMORY_FILE, base_dir: str | Path | None = None, source: SourceMap | None = None
+) -> tuple[LoadedManifest | None, list[ManifestProblem]]:
+    """A manifest handed over as a mapping (an upstream step's output), checked as a file would be.
+
+    Relative media paths are resolved against `base_dir` (default: the working directory); problems
+    name `file` (a label such as `<mapping>`) and the field, as there are no lines to name.
+    """
+    source = source or SourceMap()
+    if not isinstance(data, Mapping):
+        return None, [
+            ManifestProblem(
+                file=file,
                 message=f"a manifest is a mapping (version, video, languages, ...), got {type(data).__name__}",
                 fix="start from the example manifest: version: 1, video: FILE, languages: {...}",
             )
@@ -474,7 +495,7 @@ def read_manifest(
             for p, line in source.duplicates
         ]
         return None, problems
-    loaded = prepare(manifest, file=file, base_dir=os.path.dirname(os.path.abspath(path)), source=source)
+    loaded = prepare(manifest, file=file, base_dir=base_dir, source=source)
     return loaded, list(loaded.problems)
 
 

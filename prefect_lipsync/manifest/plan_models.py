@@ -45,6 +45,9 @@ class PlannedJob(BaseModel):
         default_factory=list, description="The script line ids of each segment, in segment order."
     )
     output_name: str = Field(description="File name for this language's output video.")
+    run_name: str | None = Field(
+        default=None, description="The name of the manifest's run: its outputs' folder and artifact keys."
+    )
     video_duration: float = Field(description="Seconds of output video (what is billed).")
     face_box: tuple[int, int, int, int] | None = Field(
         default=None,

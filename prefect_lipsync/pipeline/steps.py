@@ -472,3 +472,15 @@ def check_job_output(
         local_media=local_media(request) if request is not None else None,
         quarantine_flagged=False,  # delivery decides where every output goes
     )
+
+
+class QualityCheckFailed(RuntimeError):
+    """An output failed its checks (raised only where asked: the report is what a caller usually wants)."""
+
+    def __init__(self, report: QualityReport) -> None:
+        self.report = report
+        failed = "; ".join(f"{c.name}: {c.message}" for c in report.checks if c.status == "fail")
+        super().__init__(f"{report.output}: quality checks failed: {failed}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (QualityCheckFailed, (self.report,))

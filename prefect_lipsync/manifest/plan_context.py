@@ -14,12 +14,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
+from prefect_lipsync.files import default_cache_dir
 from prefect_lipsync.manifest.errors import ManifestProblem
 from prefect_lipsync.manifest.loader import LoadedManifest, PlanLine, is_url
 from prefect_lipsync.manifest.plan_models import DroppedLine, PlannedAudioOp
 from prefect_lipsync.manifest.schema import LanguageSpec, Manifest
 from prefect_lipsync.manifest.timecode import format_seconds
-from prefect_lipsync.media.cache import default_cache_dir
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.info import MediaInfo
 

@@ -86,7 +86,7 @@ def test_adhoc_deployment_from_prefect_yaml_runs_on_a_process_worker_and_complet
     assert downstream.returncode == 0, tail(downstream)
     entry = adhoc_entry()
     deployment = operator.get("/deployments/name/localize-video/localize-adhoc")
-    assert deployment["entrypoint"] == entry["entrypoint"] == "prefect_lipsync.flows.localize.localize_video"
+    assert deployment["entrypoint"] == entry["entrypoint"] == "prefect_lipsync.flows.video.localize_video"
     assert deployment["work_pool_name"] == pool
     assert deployment["pull_steps"] == []  # module-path entrypoint: nothing is fetched at run time
     assert deployment["parameters"] == entry["parameters"]

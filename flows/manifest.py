@@ -175,7 +175,7 @@ async def _run_plan(
 async def _run_plan_of(manifest: Path, jobs: list[PlannedJob], price_per_second: float) -> RunPlan:
     """The run's plan around the jobs `build_segments` made: its name, its source probed (a cached
     probe, shown as its own task run), the estimate the planner priced."""
-    source = source_of(jobs[0].request) or str(jobs[0].request.to_wire()["inputs"]["video"])
+    source = jobs[0].source
     probing = aprobe_media.with_options(task_run_name=f"probe-{Path(source).name}")
     video = await with_api_retries(lambda: probing(source))
     seconds = round(sum(job.video_duration * job.request.number_results for job in jobs), 3)

@@ -127,12 +127,15 @@ class TaskSteps:
             emit_job_event("completed", language, waited.task_uuid, {})
         return waited
 
-    async def download(self, result: Sync3Result, dest: Path, *, expected_duration_s: float) -> Path:
-        language = dest.name
-        named = adownload_lipsync_output.with_options(task_run_name=f"download-{dest.stem}")
+    async def download(
+        self, result: Sync3Result, dest: Path, *, language: str, expected_duration_s: float
+    ) -> Path:
+        named = adownload_lipsync_output.with_options(task_run_name=self._name("download", language))
         where = await self._as_task(
             lambda: named(result, str(dest), expected_duration_s=expected_duration_s),
-            lambda: _as_str(self.plain.download(result, dest, expected_duration_s=expected_duration_s)),
+            lambda: _as_str(
+                self.plain.download(result, dest, language=language, expected_duration_s=expected_duration_s)
+            ),
             f"{language}: download",
         )
         return Path(where)

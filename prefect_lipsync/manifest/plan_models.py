@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prefect_lipsync.media.audio_ops import AudioOp
 from prefect_lipsync.runware.models import Sync3Request
+from prefect_lipsync.runware.uploads import local_path
 
 #: USD per output second, an ESTIMATE only: Runware publishes no price for sync-3 yet.
 DEFAULT_PRICE_PER_SECOND = 0.13
@@ -54,6 +55,12 @@ class PlannedJob(BaseModel):
         description="The face box [x1, y1, x2, y2] the quality checks use: the job's speaker's box, else the "
         "manifest's only speaker box, else None.",
     )
+
+    @property
+    def source(self) -> str:
+        """The source video: a local path, or the `s3://` / `https://` reference as planned."""
+        video = str(self.request.to_wire().get("inputs", {}).get("video", ""))
+        return str(local_path(video)) if video.startswith("file://") else video
 
     def summary(self) -> dict[str, Any]:
         """The JSON shape `prefect-lipsync plan --json` prints for one job."""

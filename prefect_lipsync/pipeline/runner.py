@@ -95,7 +95,9 @@ class JobSteps(Protocol):
 
     async def wait(self, job: SubmittedJob) -> LipsyncJobResult: ...
 
-    async def download(self, result: Sync3Result, dest: Path, *, expected_duration_s: float) -> Path: ...
+    async def download(
+        self, result: Sync3Result, dest: Path, *, language: str, expected_duration_s: float
+    ) -> Path: ...
 
     async def check(
         self, output: Path, *, job: PlannedJob, result: Sync3Result, source: str
@@ -140,7 +142,9 @@ class CoreSteps:
             max_task_retries=self.settings.max_task_retries,
         )
 
-    async def download(self, result: Sync3Result, dest: Path, *, expected_duration_s: float) -> Path:
+    async def download(
+        self, result: Sync3Result, dest: Path, *, language: str, expected_duration_s: float
+    ) -> Path:
         return Path(
             await download_output(result, dest, expected_duration_s=expected_duration_s, client=self.client)
         )
@@ -317,7 +321,9 @@ class JobRunner:
                     stored = None
             if not fetched:
                 # Without a Content-Length, a download is complete only if it decodes to the source's length.
-                await self.steps.download(result, dest, expected_duration_s=plan.video_duration)
+                await self.steps.download(
+                    result, dest, language=job.language, expected_duration_s=plan.video_duration
+                )
             staged.append(_Staged(dest, stored))
         return staged
 

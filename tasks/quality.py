@@ -102,6 +102,10 @@ async def arun_quality_checks(
     Returns:
         The `QualityReport`: one entry per check and the verdict (`pass`, `warn` or `fail`).
 
+    Raises:
+        QualityCheckFailed: With `raise_on_failure`, when the verdict is `fail` (it carries the report).
+        MediaError: The source cannot be probed.
+
     Example:
         ```python
         from prefect import flow
@@ -148,6 +152,10 @@ def run_quality_checks(
 
     Returns:
         The `QualityReport`: one entry per check and the verdict (`pass`, `warn` or `fail`).
+
+    Raises:
+        QualityCheckFailed: With `raise_on_failure`, when the verdict is `fail` (it carries the report).
+        MediaError: The source cannot be probed.
 
     Example:
         ```python

@@ -4,7 +4,8 @@ A single ffmpeg run decodes the file once: the video goes through blackdetect an
 the audio through volumedetect, silencedetect and ebur128, and (optionally) a 16 kHz mono copy of
 the audio comes back on stdout for the A/V offset, chosen frames are kept for the SSIM checks and
 a small gray crop of the mouth of every frame for the lip-sync check. Decode errors are the lines ffmpeg tags
-`[error]` or worse (`-loglevel level+info`), so no separate `-v error` pass is needed.
+`[error]` or worse (`-loglevel level+info`), so no separate `-v error` pass is needed; the muxer's
+complaints about timestamps are not decode errors and are left out (see `_MUXER_NOTICE`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from prefect_lipsync.quality.models import QualityThresholds, TimeRange
 
 PCM_RATE = 16000
 _ERROR_LEVELS = ("[error]", "[fatal]", "[panic]")
+# What the (null) muxer prints, at level error, when two frames of a variable-rate stream fall on
+# one tick of the output's time base: "Application provided invalid, non monotonically increasing
+# dts to muxer". The file decoded cleanly; only the analysis pass's own output complains.
+_MUXER_NOTICE = re.compile(r"non[ -]?monotonous|non monotonically increasing dts", re.IGNORECASE)
 _NUMBER = r"(-?(?:\d+(?:\.\d*)?|\.\d+)|-?inf|nan)"
 
 
@@ -89,7 +94,7 @@ def parse_filter_log(stderr: str) -> Findings:
     if clocks:
         found.decoded_until = _clock(clocks[-1])
     for line in stderr.splitlines():
-        if any(level in line for level in _ERROR_LEVELS):
+        if any(level in line for level in _ERROR_LEVELS) and not _MUXER_NOTICE.search(line):
             found.errors.append(line.strip())
     return found
 

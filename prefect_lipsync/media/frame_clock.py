@@ -69,6 +69,16 @@ class FrameClock:
         k = math.ceil(t * self.nominal) if self.starts is None else bisect.bisect_left(self.starts, t)
         return min(max(k, 0), self.count)
 
+    def window(self, k: int) -> tuple[Fraction, Fraction]:
+        """The times nearer to frame k's start than to its neighbours': halfway to the one before and after.
+
+        Seeking to the window's start lands on frame k (ffmpeg keeps the first frame at or after a
+        seek time); a filter selecting the window's times picks frame k alone.
+        """
+        start = self.start_of(k)
+        before = self.start_of(k - 1) if k > 0 else start - (self.start_of(1) - start)
+        return (before + start) / 2, (start + self.start_of(k + 1)) / 2
+
     def shown_at(self, t: Fraction) -> int:
         """The frame a player shows at `t`, in 0..count-1."""
         k = math.floor(t * self.nominal) if self.starts is None else bisect.bisect_right(self.starts, t) - 1

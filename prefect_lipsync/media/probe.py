@@ -344,14 +344,20 @@ def _probe_uncached(path: str, timeout: float) -> MediaInfo:
         detail = f" ({reason})" if reason else ""
         raise NotMediaFile(path, f"not a media file ffprobe can read{detail}", exc.stderr_tail) from exc
     info = media_info_from_ffprobe(path, data)
-    video = info.video
-    if video is not None and needs_frame_times(video):
-        # The header cannot say when frames come: their timestamps can (times and length from them).
-        time_base = _video_time_base(data, video.index)
-        if time_base is not None:
-            times = read_frame_times(path, video.index, time_base, timeout)
-            info = info.model_copy(update={"video": with_frame_times(video, times)})
+    if info.video is not None:
+        info = info.model_copy(update={"video": timed(path, data, info.video, timeout)})
     return info
+
+
+def timed(path: str, data: Mapping[str, Any], video: VideoStream, timeout: float) -> VideoStream:
+    """`video` (from ffprobe's `data` of `path`) with its frames' timestamps, when its header leaves
+    them in doubt: then its frame count, length and frame times come from them."""
+    if not needs_frame_times(video):
+        return video
+    time_base = _video_time_base(data, video.index)
+    if time_base is None:
+        return video
+    return with_frame_times(video, read_frame_times(path, video.index, time_base, timeout))
 
 
 def _probe_s3(ref: str, timeout: float, cache: ProbeCache | None) -> MediaInfo:

@@ -19,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
-from prefect_lipsync.quality.frames import Frame, frame_time
+from prefect_lipsync.media.frame_clock import FrameClock
+from prefect_lipsync.quality.frames import Frame, frame_window
 from prefect_lipsync.quality.models import QualityThresholds, TimeRange
 
 PCM_RATE = 16000
@@ -113,13 +114,14 @@ class FrameGrab:
     size: tuple[int, int]
     reference: Path | None
     folder: Path
+    clock: FrameClock | None = None  # the file's frame times when its rate varies
+    reference_clock: FrameClock | None = None  # the reference's
 
-    def select(self) -> str:
-        # One frame per time: the one shown at `t` (a window one frame long, from half a frame before it).
-        terms = [
-            f"between(t,{frame_time(t, self.fps):.6f},{frame_time(t, self.fps) + float(1 / self.fps) - 1e-4:.6f})"
-            for t in self.times
-        ]
+    def select(self, clock: FrameClock | None = None) -> str:
+        # One frame per time: the one shown at `t` (a window from halfway to the frame before it to
+        # halfway to the next: at k / fps, or at a variable-rate file's own timestamps).
+        windows = [frame_window(t, self.fps, clock) for t in self.times]
+        terms = [f"between(t,{low:.6f},{high - 1e-4:.6f})" for low, high in windows]
         return "select='" + "+".join(terms) + "'"
 
 
@@ -179,11 +181,11 @@ def analysis_args(
         else:
             # The detectors see every frame; only the chosen ones go on to a file. Every frame also
             # goes to the null output, so its clock (`time=`) shows where decoding really stopped.
-            graph.append(f"{detect},split=2[vout][vsel];[vsel]{grab.select()},format=gray[vgrab]")
+            graph.append(f"{detect},split=2[vout][vsel];[vsel]{grab.select(grab.clock)},format=gray[vgrab]")
             maps += ["-map", "[vout]"]
             grabbed = [("vgrab", "output.gray")]
             if grab.reference is not None:
-                graph.append(f"[1:v:0]{grab.select()},format=gray[rgrab]")
+                graph.append(f"[1:v:0]{grab.select(grab.reference_clock)},format=gray[rgrab]")
                 inputs += ["-i", str(grab.reference)]
                 grabbed.append(("rgrab", "reference.gray"))
             for label, name in grabbed:

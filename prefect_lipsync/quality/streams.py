@@ -11,8 +11,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.ffmpeg_runner import run_ffprobe_json
-from prefect_lipsync.media.probe import display_rotation
+from prefect_lipsync.media.frame_clock import FrameClock
+from prefect_lipsync.media.probe import display_rotation, media_info_from_ffprobe, needs_frame_times, timed
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class StreamFacts:
     height: int | None
     fps: Fraction | None
     rotation: int = 0  # degrees the display matrix turns the stored picture
+    clock: FrameClock | None = None  # frame times from timestamps when the rate varies; None: k / fps
 
     @property
     def size_text(self) -> str:
@@ -71,6 +74,7 @@ def probe_streams(path: Path, *, timeout: float = 30.0) -> StreamFacts:
         duration = max(durations, default=0.0)
     first = videos[0] if videos else {}
     rotation = display_rotation(first)[0] if first else 0
+    clock = _variable_clock(path, data, timeout) if first else None
     width, height = first.get("width"), first.get("height")
     if rotation % 180 == 90:
         width, height = height, width
@@ -83,4 +87,17 @@ def probe_streams(path: Path, *, timeout: float = 30.0) -> StreamFacts:
         height=height,
         fps=_fraction(first.get("r_frame_rate")) if first else None,
         rotation=rotation,
+        clock=clock,
     )
+
+
+def _variable_clock(path: Path, data: dict[str, Any], timeout: float) -> FrameClock | None:
+    """The frame times of a video whose rate varies (read from its timestamps), else None."""
+    try:
+        video = media_info_from_ffprobe(str(path), data).video
+        if video is None or not needs_frame_times(video):
+            return None
+        video = timed(str(path), data, video, timeout)
+    except MediaError:
+        return None  # the timestamps could not be read: frames are taken at k / fps
+    return video.clock() if video.frame_times is not None else None

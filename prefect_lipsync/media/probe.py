@@ -28,7 +28,7 @@ VFR_RELATIVE_TOLERANCE = 0.001
 TIMESTAMPS_MIN_TIMEOUT_S = 300.0
 #: Frames whose spacing differs from the usual one by more than this share make a variable frame rate.
 VFR_SPACING_TOLERANCE = Fraction(1, 10)
-_SMPTE_TAG_RE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;.]\d{2,3}$")
+_SMPTE_TAG_RE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2,3}$")
 _URL_RE = re.compile(r"^https?://", re.IGNORECASE)
 
 

@@ -139,8 +139,17 @@ def _plan_language(ctx: PlanContext, job: JobDraft) -> PlannedJob | None:
         settings["activeSpeakerDetection"] = detection
     if ctx.video is None or len(ctx.problems) > before:
         return None
-    if ctx.video.fps is not None and ctx.video.end is not None and ctx.video_is_vfr():
-        job.warnings.append("the video has a variable frame rate: frame times use its nominal rate")
+    clock = ctx.video.clock
+    if clock is not None and clock.variable and ctx.video_is_vfr():
+        job.warnings.append(
+            f"the video has a variable frame rate ({clock.count} frames over {seconds_text(clock.end)}, nominally "
+            f"{float(clock.nominal):.5g} fps): its length and segment times come from its frames' timestamps"
+        )
+    elif ctx.video_is_vfr():
+        job.warnings.append(
+            "the video has a variable frame rate but its frames' timestamps could not be read: frame times use "
+            "its nominal rate"
+        )
     try:
         request = Sync3Request.model_validate(payload)
     except Sync3ValidationError as exc:

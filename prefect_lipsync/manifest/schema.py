@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from prefect_lipsync.manifest.timecode import TimeFormatError, check_time_syntax
+from prefect_lipsync.manifest.timecode import TimeFormatError, check_time_syntax, is_smpte
 
 SyncMode = Literal["bounce", "cut_off", "silence", "remap"]
 TEMPLATE_FIELDS = ("index", "id", "speaker")
@@ -287,6 +287,12 @@ class Manifest(_Strict):
         min_length=1, description="The source video: a path (relative to the manifest) or URL."
     )
     name: str | None = Field(default=None, description="A name used in output file names.")
+    timecode_start: str | None = Field(
+        default=None,
+        description='Where SMPTE times ("HH:MM:SS:FF") count from: `source` (the video\'s own start timecode, '
+        'from its tmcd track or timecode tag) or a timecode such as "01:00:00:00". Without it they count from '
+        "the video's first frame. Times in seconds always count from the first frame.",
+    )
     defaults: Defaults = Field(default_factory=Defaults, description="Planning settings for every language.")
     speakers: dict[str, SpeakerTarget] | None = Field(
         default=None,
@@ -300,6 +306,20 @@ class Manifest(_Strict):
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         return _safe(value, "name")
+
+    @field_validator("timecode_start", mode="before")
+    @classmethod
+    def _timecode_start(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, str) or not (value.strip() == "source" or is_smpte(value)):
+            raise custom_error(
+                f"timecode_start must be `source` or a SMPTE timecode, got {value!r}",
+                'write timecode_start: source (the video\'s own timecode) or timecode_start: "01:00:00:00"',
+            )
+        if value.strip() != "source":
+            _time(value)  # a label that cannot exist (a dropped drop-frame label) is refused here
+        return value.strip()
 
     @field_validator("speakers")
     @classmethod

@@ -31,7 +31,9 @@ from prefect_lipsync.media.info import MediaInfo
 logger = logging.getLogger(__name__)
 
 CACHE_FILE_NAME = "probe.json"
-FORMAT_VERSION = 1
+#: 2: MediaInfo gained frame timestamps, rotation, displayed size and the start timecode; a
+#: version-1 file is read as empty, so no entry of the old shape is taken for the new one.
+FORMAT_VERSION = 2
 DEFAULT_MAX_ENTRIES = 50_000
 LOCK_WAIT_S = 2.0
 

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_DIR_ENV = "PREFECT_LIPSYNC_CACHE_DIR"
 CACHE_FILE_NAME = "probe.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: audio streams carry their channel layout
 DEFAULT_MAX_ENTRIES = 50_000
 LOCK_WAIT_S = 2.0
 

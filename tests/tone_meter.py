@@ -52,3 +52,14 @@ class Channels:
         freqs = np.fft.rfftfreq(chunk.size, 1 / RATE)
         near = np.abs(freqs - hz) <= 2 * RATE / chunk.size
         return float(spectrum[near].max())
+
+    def band(self, channel: str, low_hz: float, high_hz: float, start: float, end: float) -> float:
+        """The RMS level of what plays in `channel` between `low_hz` and `high_hz` (speech, not tones)."""
+        chunk = self.samples[int(start * RATE) : int(end * RATE), self.names.index(channel)].astype(
+            np.float64
+        )
+        window = np.hanning(chunk.size)
+        spectrum = np.abs(np.fft.rfft(chunk * window)) * 2 / window.sum()
+        freqs = np.fft.rfftfreq(chunk.size, 1 / RATE)
+        inside = (freqs >= low_hz) & (freqs <= high_hz)
+        return float(np.sqrt(np.sum(spectrum[inside] ** 2) / 2))

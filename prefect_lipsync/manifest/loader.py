@@ -141,6 +141,8 @@ class LoadedManifest:
     def media_refs(self) -> list[str]:
         """Every media file the manifest names (resolved), video first, each once."""
         refs = [self.resolve(self.manifest.video)]
+        if isinstance(self.manifest.music_and_effects, str):
+            refs.append(self.resolve(self.manifest.music_and_effects))
         for code, spec in self.manifest.languages.items():
             if code in self.broken:
                 continue

@@ -279,6 +279,14 @@ class LanguageSpec(_Strict):
         return "speech" if self.speech is not None else "audio"
 
 
+class AudioStreamRef(_Strict):
+    """An audio stream of the source video, by the index ffprobe gives it (`Stream #0:N`)."""
+
+    stream: int = Field(
+        ge=0, description="The stream's index in the video, as ffprobe numbers streams (Stream #0:N)."
+    )
+
+
 class Manifest(_Strict):
     """A source video and, per language, the dubbed speech to lip-sync it to."""
 
@@ -301,6 +309,44 @@ class Manifest(_Strict):
     languages: dict[str, LanguageSpec] = Field(
         min_length=1, description="One output video per language: language code -> its speech."
     )
+    music_and_effects: str | AudioStreamRef | None = Field(
+        default=None,
+        description="The music-and-effects stem each language's dub is mixed over in the delivered video, at the "
+        "video's channel layout: a file (path relative to the manifest, or URL), or {stream: N}, an audio stream "
+        "of the video. Without it the output's audio is what the service returns.",
+    )
+
+    @field_validator("music_and_effects", mode="before")
+    @classmethod
+    def _stem_shape(cls, value: Any) -> Any:
+        # One clear problem for each wrong shape, instead of one per member of the union.
+        forms = "give a file (music_and_effects: me.wav) or an audio stream of the video (music_and_effects: {stream: 2})"
+        if value is None or isinstance(value, AudioStreamRef):
+            return value
+        if isinstance(value, str):
+            if not value.strip():
+                raise custom_error("music_and_effects is empty", f"{forms}, or remove it")
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise custom_error(
+                f"music_and_effects: {value} is a bare number",
+                f"write music_and_effects: {{stream: {value}}} for an audio stream of the video",
+            )
+        if isinstance(value, dict):
+            other = [str(k) for k in value if k != "stream"]
+            stream = value.get("stream")
+            if other:
+                raise custom_error(
+                    f"music_and_effects takes only `stream` in a mapping (unknown key {', '.join(other)})",
+                    forms,
+                )
+            if isinstance(stream, bool) or not isinstance(stream, int) or stream < 0:
+                raise custom_error(
+                    f"music_and_effects: stream must be a stream index (0, 1, 2, ...), got {stream!r}",
+                    "give the index ffprobe shows for the stem (Stream #0:N), e.g. {stream: 2}",
+                )
+            return value
+        raise custom_error(f"music_and_effects cannot be a {type(value).__name__}", forms)
 
     @field_validator("name")
     @classmethod

@@ -98,6 +98,15 @@ class VideoStream(BaseModel):
         return FrameClock.constant(self.fps, self.frame_count, length)
 
 
+#: ffmpeg's default channel layout for a channel count (av_channel_layout_default).
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def default_layout(channels: int) -> str:
+    """The layout ffmpeg assumes for `channels` channels ("6 channels" past 8)."""
+    return _DEFAULT_LAYOUTS.get(channels, f"{channels} channels")
+
+
 class AudioStream(BaseModel):
     """One audio stream of a file."""
 
@@ -107,7 +116,15 @@ class AudioStream(BaseModel):
     codec: str
     sample_rate: int
     channels: int
+    channel_layout: str | None = Field(
+        default=None, description="ffprobe's channel layout (stereo, 5.1, 5.1(side), ...), when known."
+    )
     duration: float | None = None
+
+    @property
+    def layout(self) -> str:
+        """The channel layout by name: ffprobe's, else ffmpeg's default for the channel count."""
+        return self.channel_layout or default_layout(self.channels)
 
 
 class MediaInfo(BaseModel):

@@ -266,6 +266,7 @@ def _audio_stream(stream: Mapping[str, Any]) -> AudioStream:
         codec=str(stream.get("codec_name") or "unknown"),
         sample_rate=int(_float(stream.get("sample_rate")) or 0),
         channels=int(stream.get("channels") or 0),
+        channel_layout=str(stream.get("channel_layout") or "") or None,
         duration=_stream_duration(stream),
     )
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 from prefect_lipsync.files import atomic_path
 from prefect_lipsync.media.errors import FFmpegFailed, FFmpegNotFound, FFmpegTimeout
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+from prefect_lipsync.media.mix import layout_channels
 
 #: Where the drawn mouth sits on a card of the default size (x1, y1, x2, y2), for checks.
 DEFAULT_SIZE = (640, 360)
@@ -74,6 +77,42 @@ def make_talking_card(
         args += ["-c:a", "aac", "-b:a", "96k", "-shortest"]
     with atomic_path(out) as tmp:
         run_ffmpeg([*args, str(tmp)], timeout=timeout, path=out)
+    return out
+
+
+def make_master(
+    path: str | Path,
+    *,
+    audio: Sequence[tuple[int, str]],
+    duration: float = 3.0,
+    fps: str | Fraction = "25",
+    size: tuple[int, int] = (320, 180),
+    timeout: float = 120.0,
+) -> Path:
+    """A talking card with one audio stream per (tone Hz, channel layout), the tone in every channel:
+    a studio master's full mix (the original dialogue) and its music-and-effects stem, for instance."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lipsync-master-") as folder:
+        picture = make_talking_card(
+            Path(folder) / "picture.mp4", duration=duration, fps=fps, size=size, audio=False, timeout=timeout
+        )
+        args = ["-y", "-i", str(picture)]
+        chains = []
+        for i, (hz, layout) in enumerate(audio):
+            names = layout_channels(layout)
+            if names is None:
+                raise ValueError(f"unknown channel layout {layout!r}")
+            args += ["-f", "lavfi", "-i", f"sine=frequency={hz}:sample_rate=48000:duration={duration}"]
+            spread = "|".join(f"c{k}=c0" for k in range(len(names)))
+            chains.append(f"[{i + 1}:a]pan={layout}|{spread}[a{i}]")
+        maps = ["-map", "0:v"] + [a for i in range(len(audio)) for a in ("-map", f"[a{i}]")]
+        with atomic_path(out) as tmp:
+            run_ffmpeg(
+                [*args, "-filter_complex", ";".join(chains), *maps, "-c:v", "copy", "-c:a", "aac", str(tmp)],
+                timeout=timeout,
+                path=out,
+            )
     return out
 
 

@@ -168,7 +168,7 @@ def _audio_results(run: _Run, found: Findings, local_media: LocalMedia | None) -
     checks = [audio_level_check(found, t)]
     if segments:
         seconds = {ref: pcm.size / PCM_RATE for ref, pcm in submitted.items()}
-        checks.append(speech_check(found, segments, run.out.duration, t, seconds))
+        checks.append(speech_check(found, segments, run.out.duration, t, seconds, submitted, run.notes))
     else:
         run.notes.append(
             "Speech-in-segments and A/V offset did not run: no request with audio segments was given."

@@ -47,6 +47,44 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _descendants(pid: int) -> list[int]:
+    """Live descendants of `pid`, read from /proc (the temporary Prefect server is one)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child_pid in children.get(todo.pop(), []):
+            found.append(child_pid)
+            todo.append(child_pid)
+    return found
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) spent by this process, by the processes it ran and waited for (ffmpeg),
+    and by its live descendants (the temporary server): far less sensitive to a shared machine's load
+    than wall time, so the orchestration's own cost shows through the noise."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tick = os.sysconf("SC_CLK_TCK")
+    live = 0.0
+    for pid in _descendants(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        live += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
+    return {
+        "cpu_self_s": round(me.ru_utime + me.ru_stime, 1),
+        "cpu_tools_s": round(waited.ru_utime + waited.ru_stime, 1),
+        "cpu_server_s": round(live, 1),
+    }
+
+
 async def run_core(folder: Path, out: Path, base_url: str, nonce: str) -> dict[str, Any]:
     from pydantic import SecretStr
 
@@ -164,6 +202,7 @@ def child(args: argparse.Namespace) -> int:
     runner = run_core if args.mode == "core" else run_prefect
     figures = asyncio.run(runner(folder, out, args.base_url, args.nonce))
     figures["peak_rss_mb"] = peak_rss_mb()
+    figures.update(cpu_seconds())
     print("RESULT " + json.dumps(figures), flush=True)
     return 0
 
@@ -260,15 +299,17 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     print()
     print(
-        "| N manifests (jobs) | core alone: wall | localize_batch: wall | ratio | Prefect API requests | peak memory core / flow | all done |"
+        "| N manifests (jobs) | core alone: wall | localize_batch: wall | ratio | Prefect API requests | peak memory core / flow | CPU core / flow (+ its server) | all done |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for n, core, prefect in rows:
         ok = prefect.get("completed") and prefect.get("manifests_done") == n and core["jobs_ok"] == 2 * n
         print(
             f"| {n} ({2 * n}) | {core['wall_s']:.1f} s | {prefect['wall_s']:.1f} s "
             f"(+{prefect['server_start_s']:.0f} s server start) | {prefect['wall_s'] / core['wall_s']:.2f} "
-            f"| {prefect['api_requests']} | {core['peak_rss_mb']:.0f} / {prefect['peak_rss_mb']:.0f} MB | {'yes' if ok else 'NO'} |"
+            f"| {prefect['api_requests']} | {core['peak_rss_mb']:.0f} / {prefect['peak_rss_mb']:.0f} MB "
+            f"| {core['cpu_self_s'] + core['cpu_tools_s']:.0f} s / {prefect['cpu_self_s'] + prefect['cpu_tools_s']:.0f} s "
+            f"(+{prefect['cpu_server_s']:.0f} s) | {'yes' if ok else 'NO'} |"
         )
     return 0
 

@@ -426,7 +426,11 @@ async def _fetch(
         return
     import httpx
 
-    async with httpx.AsyncClient(follow_redirects=True, timeout=httpx.Timeout(60.0)) as http:
+    from prefect_lipsync.tls import shared_tls_context
+
+    async with httpx.AsyncClient(
+        follow_redirects=True, timeout=httpx.Timeout(60.0), verify=shared_tls_context()
+    ) as http:
         await download(http, result, dest, policy=DownloadPolicy(), expected_duration_s=expected_duration_s)
 
 

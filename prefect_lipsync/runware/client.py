@@ -50,6 +50,7 @@ from prefect_lipsync.runware.transport import (
 from prefect_lipsync.runware.uploads import Source, UploadCache, Uploader, local_path
 from prefect_lipsync.runware.waiting import PollPolicy, ProgressCallback, Waiter
 from prefect_lipsync.runware.webhooks import WebhookReceiver
+from prefect_lipsync.tls import shared_tls_context
 
 log = logging.getLogger("prefect_lipsync.runware")
 
@@ -123,7 +124,9 @@ class RunwareClient:
             attempt_deadline=attempt_deadline,
         )
         # Result URLs are third-party CDN links: a separate client that never sends the key.
-        self._downloads = httpx.AsyncClient(timeout=timeout, follow_redirects=True, transport=http_transport)
+        self._downloads = httpx.AsyncClient(
+            timeout=timeout, follow_redirects=True, transport=http_transport, verify=shared_tls_context()
+        )
         self._download_policy = download_policy or DownloadPolicy()
         self.job_timeout = job_timeout
         self.submit_batch_size = max(1, submit_batch_size)

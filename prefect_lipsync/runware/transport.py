@@ -44,6 +44,7 @@ from prefect_lipsync.runware.errors import (
     make_error,
 )
 from prefect_lipsync.runware.models import Envelope, ErrorItem
+from prefect_lipsync.tls import shared_tls_context
 
 log = logging.getLogger("prefect_lipsync.runware")
 
@@ -197,6 +198,7 @@ class Transport:
         self.http = httpx.AsyncClient(
             timeout=timeout,
             transport=transport,
+            verify=shared_tls_context(),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"User-Agent": "prefect-lipsync", "Accept": "application/json"},
         )

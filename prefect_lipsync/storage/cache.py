@@ -37,6 +37,7 @@ from prefect_lipsync.storage.errors import (
 )
 from prefect_lipsync.storage.filesystem import s3_filesystem, storage_errors
 from prefect_lipsync.storage.refs import display_ref, is_http, is_remote, is_s3, ref_suffix
+from prefect_lipsync.tls import shared_tls_context
 
 CACHE_DIR_ENV = "PREFECT_LIPSYNC_MEDIA_CACHE_DIR"
 CACHE_BYTES_ENV = "PREFECT_LIPSYNC_MEDIA_CACHE_BYTES"
@@ -187,7 +188,9 @@ class MediaCache:
     def _http_get(self, ref: str) -> Iterator[httpx.Response]:
         try:
             with (
-                httpx.Client(timeout=self.http_timeout, follow_redirects=True) as client,
+                httpx.Client(
+                    timeout=self.http_timeout, follow_redirects=True, verify=shared_tls_context()
+                ) as client,
                 # identity: Content-Length must count the bytes we store, not a compressed form of them
                 client.stream("GET", ref, headers={"Accept-Encoding": "identity"}) as response,
             ):

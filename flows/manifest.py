@@ -18,7 +18,6 @@ from prefect_lipsync.flows.review import apply_quality_policy
 from prefect_lipsync.manifest import Plan, PlannedJob
 from prefect_lipsync.pipeline import JobJournal, JobRunner, LanguageOutput, RunOutcome, RunPlan, run_jobs
 from prefect_lipsync.pipeline.destination import Destination
-from prefect_lipsync.pipeline.steps import source_of
 from prefect_lipsync.quality import QualityReport
 from prefect_lipsync.tasks.clients import client_session
 from prefect_lipsync.tasks.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint

@@ -16,7 +16,7 @@ rerun_nonce (nothing is resumed) and fresh workers, started and seen online befo
 
 Figures: wall time and its ratio to in-process; Prefect API requests (every HTTP request the server
 answered while the batch ran, from the batch, the workers and their flow runs: counted in the server's
-access log); Python processes started under the workers (sampled every 0.2 s); peak memory (resident,
+access log); Python processes the workers started, each a flow run (sampled every 0.2 s); peak memory (resident,
 summed over each worker's process tree, ffmpeg included, and over all workers plus the batch);
 jobs accepted and distinct task UUIDs at the emulator. `--cheap-outputs` makes the emulator copy one
 rendering per request shape (PREFECT_LIPSYNC_EMULATOR_CHEAP_OUTPUTS): the run then measures
@@ -170,7 +170,11 @@ class Watch:
             total = 0
             for name, root in self.workers.items():
                 pids = _tree(root, table)
-                self.started[name].update(p for p in pids if p != root and table[p][1].startswith("python"))
+                # A flow run is a Python process the worker starts itself (its own children that show
+                # as python are ffmpeg between fork and exec).
+                self.started[name].update(
+                    p for p in pids if table[p][0] == root and table[p][1].startswith("python")
+                )
                 mb = sum(table[p][2] for p in pids) / 2**20
                 self.peak_worker_mb[name] = max(self.peak_worker_mb[name], mb)
                 total += sum(table[p][2] for p in pids)
@@ -228,12 +232,25 @@ class Team:
                 d["name"]
                 for d in yaml.safe_load((REPO / "deployments/prefect.yaml").read_text())["deployments"]
             }
-            names = [n for mode in DEPLOYMENTS.values() if mode[0] in known for n in ("--name", mode[0])]
+            deploy = [
+                (
+                    "prefect",
+                    "--no-prompt",
+                    "deploy",
+                    "--prefect-file",
+                    "deployments/prefect.yaml",
+                    "--name",
+                    name,
+                    "--pool",
+                    POOL,
+                )
+                for name, _ in DEPLOYMENTS.values()
+                if name in known
+            ]  # fmt: skip  (one at a time: with several names, `--pool` is ignored)
             for command in (
                 ("prefect", "work-pool", "create", POOL, "--type", "process"),
                 ("prefect_lipsync.cli", "team-setup", "--unresponsive-after", "90"),
-                ("prefect", "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", *names,
-                 "--pool", POOL),
+                *deploy,
             ):  # fmt: skip
                 done = subprocess.run(
                     [sys.executable, "-m", *command], env=self.env, cwd=REPO, capture_output=True, text=True,

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 MANIFEST_CRASH_RERUNS = 1
 #: Where the outcomes of a chunk go, under the batch's out_dir.
 OUTCOMES_DIR = ".fanout"
+#: Seconds between two beats of a running chunk in its outcomes file.
+ALIVE_EVERY_S = 15.0
 #: An outcomes key: letters, digits, `.`, `_` and `-` (it becomes a file name).
 OUTCOMES_KEY = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
@@ -143,6 +145,13 @@ class ChunkOutcomes(BaseModel):
     """The outcomes file of one chunk's flow run: manifest -> how it ended, as they end."""
 
     manifests: dict[str, ManifestOutcome] = Field(default_factory=dict)
+    beats: int = Field(
+        default=0,
+        description=(
+            "Counts up every ALIVE_EVERY_S while the chunk runs: the batch tells a chunk Prefect marked "
+            "Crashed (its heartbeat events lost) that still works from one whose worker died."
+        ),
+    )
 
 
 def outcomes_file(key: str) -> str:
@@ -263,10 +272,18 @@ async def localize_manifests(
             if report.manifest_done(str(manifest), "done" if completed else "failed"):
                 await best_effort(report.progress.flush, "the chunk's progress")
 
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(ALIVE_EVERY_S)
+                outcomes.beats += 1
+                await best_effort(write_outcomes, "the chunk's beat")
+
         token = BATCH_REPORT.set(report)  # the manifests report to the chunk, not each its own bar
+        beating = asyncio.create_task(beat())
         try:
             await asyncio.gather(*(one(m) for m in pending))
         finally:
+            beating.cancel()
             BATCH_REPORT.reset(token)
             await best_effort(lambda: report.publish(statuses), "the chunk's summary")
     if result.failed:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger
 
-from prefect_lipsync.flows.chunk import ManifestOutcome, chunk_parameters, read_outcomes
+from prefect_lipsync.flows.chunk import ALIVE_EVERY_S, ManifestOutcome, chunk_parameters, read_outcomes
 from prefect_lipsync.pipeline.destination import Destination
 from prefect_lipsync.tasks.resilience import PREFECT_API_ERRORS, with_api_retries
 
@@ -29,6 +29,9 @@ from prefect_lipsync.tasks.resilience import PREFECT_API_ERRORS, with_api_retrie
 CHUNK_POLL_S = 3.0
 #: A chunk whose flow run crashed is run once more with what it had not finished.
 CHUNK_CRASH_RERUNS = 1
+#: A chunk marked Crashed whose outcomes file has not beaten for this long (seconds of the batch's
+#: clock) is taken for dead; one that still beats is waited for.
+BEATLESS_S = 4 * ALIVE_EVERY_S
 #: Chunks per online worker of the deployment's pool when the batch is not told how many: two keep
 #: both of a worker's slots busy with `--limit 2` and let a slower worker's share be small, at two
 #: process starts per worker per batch.
@@ -142,10 +145,14 @@ async def _run_chunk(
             as_subflow=True,
         )
         run = await _wait_for(child.id, functools.partial(tell, outcomes_key))
-        await tell(outcomes_key)  # what it wrote last, after its state was read
-        remaining = [m for m in remaining if str(m) not in told]
         state = run.state
         assert state is not None
+        if state.is_crashed():
+            # Marked Crashed when its heartbeat events stopped: its worker died, or only its events did
+            # (a busy server). A chunk that still beats in its outcomes file is waited for, not doubled.
+            await _while_it_beats(out_root, outcomes_key, remaining, tell, run.name)
+        await tell(outcomes_key)  # what it wrote last, after its state was read
+        remaining = [m for m in remaining if str(m) not in told]
         if not remaining:
             return
         if state.is_crashed() and attempt < CHUNK_CRASH_RERUNS:
@@ -175,3 +182,29 @@ async def _wait_for(run_id: UUID, each_look: Callable[[], Awaitable[None]]) -> F
             if run.state is not None and run.state.is_final():
                 return run
             await asyncio.sleep(CHUNK_POLL_S)
+
+
+async def _while_it_beats(
+    out_root: Destination,
+    outcomes_key: str,
+    manifests: list[Path],
+    tell: Callable[[str], Awaitable[None]],
+    name: str,
+) -> None:
+    """Wait while a chunk Prefect marked Crashed still beats in its outcomes file and has manifests to
+    finish; return once it ends them all, or stops beating for BEATLESS_S."""
+    logger = get_run_logger()
+    loop = asyncio.get_running_loop()
+    beats, since = read_outcomes(out_root, outcomes_key).beats, loop.time()
+    warned = False
+    while loop.time() - since < BEATLESS_S:
+        await tell(outcomes_key)
+        found = await asyncio.to_thread(read_outcomes, out_root, outcomes_key)
+        if all(str(m) in found.manifests for m in manifests):
+            return
+        if found.beats != beats:
+            beats, since = found.beats, loop.time()
+            if not warned:
+                logger.warning("%s was marked Crashed but still works on its manifests: waiting for it", name)
+                warned = True
+        await asyncio.sleep(CHUNK_POLL_S)

@@ -25,7 +25,7 @@ from infra import PostgresCluster, PrefectServer, free_port
 from prefect_lipsync.media.synth import make_talking_card, make_tone
 from prefect_lipsync.storage import s3_filesystem
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = 10

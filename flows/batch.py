@@ -169,7 +169,7 @@ async def localize_batch(
         # Manifests run here report to the batch; those on workers report to their chunk or their own run.
         token = BATCH_REPORT.set(None if fan_out else report)
         try:
-            if chunk_deployment:
+            if chunk_deployment and pending:
                 count = await chunk_count(chunk_deployment, len(pending), chunks)
                 logger.info("%d manifests in %d chunks of %s", len(pending), count, chunk_deployment)
                 await run_in_chunks(

@@ -193,6 +193,9 @@ async def await_for_lipsync_jobs(
         One `LipsyncJobResult` per job, in the order given: `.task_uuid`, `.results` (one `Sync3Result`
         per variation) and `.error` (the classified error of a job that failed).
 
+    Raises:
+        RunwareError: With `raise_on_failure`, the first failed job's error (AuthError, TaskFailed, ...).
+
     Example:
         ```python
         from prefect import flow
@@ -231,6 +234,9 @@ def wait_for_lipsync_jobs(
 
     Returns:
         One `LipsyncJobResult` per job, in the order given.
+
+    Raises:
+        RunwareError: With `raise_on_failure`, the first failed job's error (AuthError, TaskFailed, ...).
 
     Example:
         ```python

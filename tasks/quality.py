@@ -9,6 +9,8 @@ import anyio
 from prefect import get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
 from prefect_lipsync.manifest import PlannedJob
 from prefect_lipsync.pipeline.settings import RunSettings
@@ -34,7 +36,8 @@ async def _check(
     lipsync_expected: bool | None,
     raise_on_failure: bool,
     create_artifact: bool,
-) -> QualityReport:
+    fail_task_run: bool = False,
+) -> QualityReport | State[QualityReport]:
     thresholds = (settings or RunSettings()).quality
 
     def check() -> tuple[QualityReport, list[str]]:
@@ -71,6 +74,11 @@ async def _check(
     get_run_logger().info("%s: quality %s", language, report.verdict)
     if raise_on_failure and report.verdict == "fail":
         raise QualityCheckFailed(report)
+    if fail_task_run and report.verdict == "fail":
+        # The task run ends Failed (as people look for it in the UI), without a traceback in the log;
+        # the report is the state's data.
+        failing = sum(1 for c in report.checks if c.status == "fail")
+        return Failed(message=f"{failing} quality check(s) failed; see the report", data=report)
     return report
 
 
@@ -85,6 +93,7 @@ async def arun_quality_checks(
     lipsync_expected: bool | None = None,
     raise_on_failure: bool = False,
     create_artifact: bool = True,
+    fail_task_run: bool = False,
 ) -> QualityReport:
     """Check an output against its source (async twin of `run_quality_checks`).
 
@@ -98,9 +107,15 @@ async def arun_quality_checks(
         lipsync_expected: Whether lips must have moved; default: unless `result` came from the emulator.
         raise_on_failure: Raise `QualityCheckFailed` (the task run fails) when the verdict is `fail`.
         create_artifact: Attach the report, with its pictures, to the task run as a markdown artifact.
+        fail_task_run: When the verdict is `fail`, end the task run Failed without raising: call it with
+            `return_state=True` and read the report with `state.result(raise_on_failure=False)`.
 
     Returns:
         The `QualityReport`: one entry per check and the verdict (`pass`, `warn` or `fail`).
+
+    Raises:
+        QualityCheckFailed: With `raise_on_failure`, when the verdict is `fail` (it carries the report).
+        MediaError: The source cannot be probed.
 
     Example:
         ```python
@@ -112,8 +127,16 @@ async def arun_quality_checks(
             return (await arun_quality_checks(output, source=source)).verdict
         ```
     """
-    return await _check(
-        output, source, job, result, settings, lipsync_expected, raise_on_failure, create_artifact
+    return await _check(  # type: ignore[return-value]  # a State only with fail_task_run
+        output,
+        source,
+        job,
+        result,
+        settings,
+        lipsync_expected,
+        raise_on_failure,
+        create_artifact,
+        fail_task_run,
     )
 
 
@@ -129,6 +152,7 @@ def run_quality_checks(
     lipsync_expected: bool | None = None,
     raise_on_failure: bool = False,
     create_artifact: bool = True,
+    fail_task_run: bool = False,
 ) -> QualityReport:
     """Check an output against its source and planned job: the verdict `prefect-lipsync check --plan` gives.
 
@@ -145,9 +169,15 @@ def run_quality_checks(
         lipsync_expected: Whether lips must have moved; default: unless `result` came from the emulator.
         raise_on_failure: Raise `QualityCheckFailed` (the task run fails) when the verdict is `fail`.
         create_artifact: Attach the report, with its pictures, to the task run as a markdown artifact.
+        fail_task_run: When the verdict is `fail`, end the task run Failed without raising: call it with
+            `return_state=True` and read the report with `state.result(raise_on_failure=False)`.
 
     Returns:
         The `QualityReport`: one entry per check and the verdict (`pass`, `warn` or `fail`).
+
+    Raises:
+        QualityCheckFailed: With `raise_on_failure`, when the verdict is `fail` (it carries the report).
+        MediaError: The source cannot be probed.
 
     Example:
         ```python
@@ -159,6 +189,16 @@ def run_quality_checks(
             return run_quality_checks(output, source=source).verdict
         ```
     """
-    return run_sync(
-        _check(output, source, job, result, settings, lipsync_expected, raise_on_failure, create_artifact)
+    return run_sync(  # type: ignore[return-value]  # a State only with fail_task_run
+        _check(
+            output,
+            source,
+            job,
+            result,
+            settings,
+            lipsync_expected,
+            raise_on_failure,
+            create_artifact,
+            fail_task_run,
+        )
     )

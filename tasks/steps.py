@@ -11,16 +11,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from prefect import get_run_logger
 from prefect.concurrency.asyncio import concurrency
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.manifest import PlannedJob
 from prefect_lipsync.pipeline.runner import CoreSteps
 from prefect_lipsync.pipeline.settings import RunSettings
-from prefect_lipsync.pipeline.steps import LipsyncJobResult, QualityCheckFailed, SubmittedJob
+from prefect_lipsync.pipeline.steps import LipsyncJobResult, SubmittedJob
 from prefect_lipsync.quality import QualityReport
 from prefect_lipsync.runware.client import RunwareClient
 from prefect_lipsync.runware.models import Sync3Result
@@ -147,19 +150,23 @@ class TaskSteps:
 
         async def checked() -> QualityReport:
             # A failed check is a failed task run, not a log line inside one; its report still counts.
-            try:
-                return await named(
-                    str(output),
-                    source=source,
-                    job=job,
-                    result=result,
-                    settings=self.settings,
-                    lipsync_expected=not (self.offline or result.emulated),
-                    raise_on_failure=True,
-                    create_artifact=False,  # the flow reports each output once delivered
-                )
-            except QualityCheckFailed as failed:
-                return failed.report
+            # Called from async code, an async task returns a coroutine of its state (typed as the state).
+            running = named(
+                str(output),
+                source=source,
+                job=job,
+                result=result,
+                settings=self.settings,
+                lipsync_expected=not (self.offline or result.emulated),
+                create_artifact=False,  # the flow reports each output once delivered
+                fail_task_run=True,
+                return_state=True,
+            )
+            state = await cast("Awaitable[State[QualityReport]]", running)
+            report = await state.aresult(raise_on_failure=False)
+            if not isinstance(report, QualityReport):  # an exception of the checks themselves
+                raise report if isinstance(report, BaseException) else RuntimeError(str(report))
+            return report
 
         return await self._as_task(
             checked,

@@ -14,12 +14,14 @@ from prefect_lipsync.manifest.pipeline import load_and_plan
 from prefect_lipsync.manifest.plan_models import (
     DEFAULT_PRICE_PER_SECOND,
     DroppedLine,
+    FinalMix,
     Plan,
     PlannedAudioOp,
     PlannedJob,
 )
 from prefect_lipsync.manifest.planner import plan_manifest
 from prefect_lipsync.manifest.schema import (
+    AudioStreamRef,
     Defaults,
     LanguageSpec,
     Line,
@@ -31,8 +33,10 @@ from prefect_lipsync.manifest.schema import (
 
 __all__ = [
     "DEFAULT_PRICE_PER_SECOND",
+    "AudioStreamRef",
     "Defaults",
     "DroppedLine",
+    "FinalMix",
     "LanguageSpec",
     "Line",
     "LoadedManifest",

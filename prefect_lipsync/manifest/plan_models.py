@@ -33,6 +33,27 @@ class PlannedAudioOp(BaseModel):
     line_ids: list[str] = Field(description="The script lines this audio carries.")
 
 
+class FinalMix(BaseModel):
+    """The delivered video's audio: the service's dub, where it plays, over the music-and-effects stem."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stem: str = Field(
+        description="The stem's file, resolved: a local path or URL (the source video for a stream of it)."
+    )
+    stream: int | None = Field(
+        default=None,
+        description="The stem's stream index in `stem` (ffprobe's Stream #0:N); None: its first audio stream.",
+    )
+    layout: str = Field(description="The delivered audio's channel layout, the video's: stereo, 5.1, ...")
+    channels: int = Field(gt=0, description="Channels of that layout.")
+    sample_rate: int = Field(gt=0, description="The delivered audio's sample rate (the video's).")
+    dub_windows: list[tuple[float, float]] = Field(
+        description="Where the dub plays (seconds of the video): each segment, or the whole video for a "
+        "dub track or TTS. Outside them, the stem plays alone."
+    )
+
+
 class PlannedJob(BaseModel):
     """One language's sync-3 request and what the planner had to do to make it."""
 
@@ -55,6 +76,10 @@ class PlannedJob(BaseModel):
         description="The face box [x1, y1, x2, y2] the quality checks use: the job's speaker's box, else the "
         "manifest's only speaker box, else None.",
     )
+    final_mix: FinalMix | None = Field(
+        default=None,
+        description="With a music_and_effects stem: how the delivered audio is mixed after the checks.",
+    )
 
     @property
     def source(self) -> str:
@@ -75,6 +100,7 @@ class PlannedJob(BaseModel):
             "output_name": self.output_name,
             "video_duration": self.video_duration,
             "face_box": list(self.face_box) if self.face_box is not None else None,
+            "final_mix": self.final_mix.model_dump(mode="json") if self.final_mix is not None else None,
         }
 
 

@@ -31,7 +31,10 @@ from prefect_lipsync.media.info import MediaInfo
 logger = logging.getLogger(__name__)
 
 CACHE_FILE_NAME = "probe.json"
-FORMAT_VERSION = 1
+#: 3: MediaInfo gained frame timestamps, rotation, displayed size and the start timecode (2), and
+#: audio streams their channel layout; an older file is read as empty, so no entry of an old shape is
+#: taken for the new one.
+FORMAT_VERSION = 3
 DEFAULT_MAX_ENTRIES = 50_000
 LOCK_WAIT_S = 2.0
 

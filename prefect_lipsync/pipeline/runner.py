@@ -34,6 +34,7 @@ from prefect_lipsync.pipeline.delivery import (
     staging_path,
 )
 from prefect_lipsync.pipeline.destination import Destination, ref_exists, remove_objects
+from prefect_lipsync.pipeline.final_mix import mix_for_delivery
 from prefect_lipsync.pipeline.journal import JobJournal
 from prefect_lipsync.pipeline.outcome import LanguageOutput
 from prefect_lipsync.pipeline.plan import RunPlan
@@ -344,6 +345,8 @@ class JobRunner:
         return checked
 
     def _deliver(self, job: PlannedJob, checked: list[_Checked], outcome: LanguageOutput) -> None:
+        for c in checked:  # the delivered audio: the checked dub over the plan's music-and-effects stem
+            c.staged.stored = mix_for_delivery(job, c.staged.path, c.staged.stored, c.report.notes)
         # With numberResults > 1, the best variation (verdict, then lip-sync score) is delivered under
         # the job's name; the others are kept as alternates, and the report says why.
         choice = choose_best([c.report for c in checked])

@@ -57,6 +57,9 @@ class SourceAnalysis:
             return self._frozen
 
     def frame_number(self, t: float) -> int:
+        """The frame shown at `t` (by its timestamps when the rate varies)."""
+        if self.facts.clock is not None:
+            return self.facts.clock.shown_at(Fraction(t))
         return int(Fraction(t) * (self.facts.fps or 25))
 
     def frames_at(self, times: Sequence[float]) -> list[Frame] | None:
@@ -148,17 +151,22 @@ def analyze_source(
     if facts.video_count == 0 or not (fps and facts.width and facts.height):
         return SourceAnalysis(source, facts, Findings())
     size = (facts.width, facts.height)
-    numbers = sorted({int(Fraction(x) * fps) for x in times})
-    middles = tuple(float((k + Fraction(1, 2)) / fps) for k in numbers)  # a time inside each frame
+    clock = facts.clock
+    if clock is not None:  # a variable frame rate: frames by their timestamps
+        numbers = sorted({clock.shown_at(Fraction(x)) for x in times})
+        middles = tuple(float((clock.start_of(k) + clock.start_of(k + 1)) / 2) for k in numbers)
+    else:
+        numbers = sorted({int(Fraction(x) * fps) for x in times})
+        middles = tuple(float((k + Fraction(1, 2)) / fps) for k in numbers)  # a time inside each frame
     with tempfile.TemporaryDirectory(prefix="lipsync-source-") as folder:
-        grab = FrameGrab(times=middles, fps=fps, size=size, reference=None, folder=Path(folder))
+        grab = FrameGrab(times=middles, fps=fps, size=size, reference=None, folder=Path(folder), clock=clock)
         found = analyze(
             source, video=True, audio=False, thresholds=t, grab=grab, freeze=False, timeout=timeout
         )
     kept = found.frames
     if len(kept) != len(numbers):
         # A variable frame rate selects more or fewer frames than asked: seek to each instead.
-        kept = sample_frames(source, middles, size=size, fps=fps, timeout=timeout)
+        kept = sample_frames(source, middles, size=size, fps=fps, clock=clock, timeout=timeout)
     found.frames = []
     analysis = SourceAnalysis(source, facts, found, dict(zip(numbers, kept, strict=False)))
     if look_for_face:

@@ -35,7 +35,8 @@ BATCH = textwrap.dedent(
     """
     import asyncio, json, sys
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState,
+        FlowRunFilterStateType, TaskRunFilter, TaskRunFilterFlowRunId, TaskRunFilterName)
     from prefect.client.schemas.objects import StateType
     from prefect_lipsync.flows.localize import localize_batch
 
@@ -49,9 +50,32 @@ BATCH = textwrap.dedent(
         async with get_client() as client:
             crashed = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED]))))
+            # Each manifest its own task run under a chunk's flow run (task runs are written from their
+            # events, so they may show a moment after the batch ends).
+            chunks = await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["localize-manifests"])))
+            manifest_runs = []
+            for _ in range(60):
+                manifest_runs = await client.read_task_runs(task_run_filter=TaskRunFilter(
+                    flow_run_id=TaskRunFilterFlowRunId(any_=[c.id for c in chunks]),
+                    name=TaskRunFilterName(like_="localize-fan-"))) if chunks else []
+                if len({r.name for r in manifest_runs}) >= len(result.done if result else []):
+                    break
+                await asyncio.sleep(1)
+            flow_runs_before = len(await client.read_flow_runs())
+        # The same batch again: what is done is skipped, and no chunk is started for it.
+        again = await localize_batch(folder=sys.argv[1], out_dir=sys.argv[2], pattern="*.yaml",
+                                     max_concurrent_manifests=10, base_url=sys.argv[3],
+                                     quality_policy="warn", **fan_out)
+        async with get_client() as client:
+            flow_runs_after = len(await client.read_flow_runs())
         print("RESULT " + json.dumps({"completed": state.is_completed(), "message": str(state.message),
                                        "done": len(result.done) if result else 0,
-                                       "crashed": [r.state.message for r in crashed]}))
+                                       "crashed": [r.state.message for r in crashed],
+                                       "chunk_runs": len(chunks),
+                                       "manifest_task_runs": sorted({r.name for r in manifest_runs}),
+                                       "again": {"done": len(again.done), "skipped": len(again.skipped),
+                                                 "failed": len(again.failed)},
+                                       "flow_runs_started_again": flow_runs_after - flow_runs_before}))
 
     asyncio.run(main())
     """
@@ -110,9 +134,12 @@ def run_fanned_out_batch(
     deployment: str = CHUNKS,
     manifests: int = MANIFESTS,
     worker_limit: int = 2,
+    api_key: str | None = None,
 ) -> BatchRun:
     """The batch over `manifests` manifests, fanned out by `deployment` to two workers, each taking at most
-    `worker_limit` flow runs at once (the README's --limit 2 for chunks)."""
+    `worker_limit` flow runs at once (the README's --limit 2 for chunks), then the same batch once more.
+    With `api_key` (RUNWARE_API_KEY everywhere, as a team sets it) outputs are real and marked done;
+    without, they are dub previews from the emulator, which a re-run does again (resuming each job)."""
     inbox = make_inbox(tmp_path, bucket, manifests)
     emulator_port = free_port()
     emulator = subprocess.Popen(
@@ -134,6 +161,9 @@ def run_fanned_out_batch(
     out_dir = f"s3://{bucket}/outputs"
     with PostgresCluster() as pg, PrefectServer(tmp_path / "server", database_url=pg.url()) as server:
         base_env = {**os.environ, **server.client_env(), "PREFECT_LIPSYNC_STATE_URL": f"s3://{bucket}/state"}
+        base_env.pop("RUNWARE_API_KEY", None)
+        if api_key is not None:
+            base_env["RUNWARE_API_KEY"] = api_key
 
         def run(*command: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
@@ -263,12 +293,17 @@ def assert_every_output_once_and_each_job_paid_once(
 def test_twenty_manifests_in_chunks_run_on_both_workers_in_fewer_processes_than_manifests(
     tmp_path: Path, bucket: str
 ) -> None:
-    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=False, manifests=20)
+    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=False, manifests=20, api_key="team-key")
     assert_every_output_once_and_each_job_paid_once(run, bucket, manifests=20)
     started = {name: flow_runs_started(log) for name, log in run.worker_logs.items()}
     assert all(count >= 1 for count in started.values()), started  # every worker of the pool took a chunk
     # Two chunks per online worker: four processes for twenty manifests, none of them run twice.
     assert sum(started.values()) == 4, started
+    # In the UI, each manifest is its own task run (localize-fan-N) under a chunk's flow run.
+    assert run.outcome["manifest_task_runs"] == sorted(f"localize-fan-{i}" for i in range(20))
+    # The same batch again skips every manifest and starts no chunk: its own flow run only.
+    assert run.outcome["again"] == {"done": 0, "skipped": 20, "failed": 0}, run.outcome["again"]
+    assert run.outcome["flow_runs_started_again"] == 1
 
 
 def test_a_batch_fanned_out_per_manifest_still_runs_on_both_workers_and_pays_each_job_once(
@@ -285,3 +320,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_pays_nothing_twice(tmp_path
     assert_every_output_once_and_each_job_paid_once(run, bucket)
     crashed = run.outcome["crashed"]
     assert crashed and all("No heartbeat" in str(m) for m in crashed), crashed  # marked by the automation
+    assert set(run.outcome["manifest_task_runs"]) == {f"localize-fan-{i}" for i in range(MANIFESTS)}
+    # Dub previews stay to do: the re-run did every manifest again, on whichever worker, resuming each
+    # job from the shared journal (the counts above, taken after it, show nothing paid or uploaded twice).
+    assert run.outcome["again"] == {"done": MANIFESTS, "skipped": 0, "failed": 0}, run.outcome["again"]

@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +277,10 @@ class Team:
     def start_workers(self, count: int, limit: int, home: Path) -> dict[str, subprocess.Popen[bytes]]:
         workers = {}
         for k in range(1, count + 1):
-            name = f"w{k}-{home.name}"
+            # The same names in every mode, as a team's machines keep theirs: a worker stopped after the
+            # mode before still shows online for a while, and under another name the batch would count it
+            # (two chunks per online worker) and make twice the chunks.
+            name = f"w{k}"
             log = open(home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
             env = {
                 **self.env,
@@ -292,6 +296,10 @@ class Team:
         return workers
 
     def _wait_online(self, names: list[str]) -> None:
+        """Until each of these workers is online by a heartbeat of its own (not one of the worker of
+        the same name in the mode before)."""
+        since = datetime.now(UTC)
+
         async def online() -> set[str]:
             from prefect.client.orchestration import get_client
 
@@ -300,6 +308,8 @@ class Team:
                     w.name
                     for w in await client.read_workers_for_work_pool(POOL)
                     if str(w.status.value).upper() == "ONLINE"
+                    and w.last_heartbeat_time is not None
+                    and w.last_heartbeat_time > since
                 }
 
         os.environ.update(self.server.client_env())

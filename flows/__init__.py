@@ -1,7 +1,9 @@
 """Reusable flows of prefect-lipsync, made of the public tasks: `localize_video` (one manifest),
-`lipsync_video` (one video), `localize_batch` (a folder), and the example downstream `publish_dub`."""
+`lipsync_video` (one video), `localize_batch` (a folder), `localize_manifests` (a chunk of a fanned-out
+batch), and the example downstream `publish_dub`."""
 
 from prefect_lipsync.flows.batch import BatchResult, is_done, localize_batch, run_manifest_deployment
+from prefect_lipsync.flows.chunk import ChunkResult, localize_manifests
 from prefect_lipsync.flows.manifest import (
     BATCH_REPORT,
     LocalizeResult,
@@ -17,6 +19,7 @@ __all__ = [
     "BATCH_REPORT",
     "SAFE_NAME",
     "BatchResult",
+    "ChunkResult",
     "LocalizeResult",
     "QualityApproval",
     "QualityRejected",
@@ -29,6 +32,7 @@ __all__ = [
     "localize_batch",
     "localize_manifest",
     "localize_manifest_task",
+    "localize_manifests",
     "localize_video",
     "publish_dub",
     "run_manifest_deployment",

@@ -3,52 +3,48 @@
 Manifests run in this process as task runs (`localize-manifest`, their steps' task runs inside), not
 as subflow runs: a task run costs the Prefect API no request (its states travel as events), where a
 subflow run cost seven, and on Prefect's temporary SQLite server those writes failed one another (503)
-into the client's backoff of up to 62 s (bench_batch.py). With `manifest_deployment`, each manifest is
-a flow run of that deployment on any worker of its pool."""
+into the client's backoff of up to 62 s (bench_batch.py). With `chunk_deployment`, the manifests are
+shared out in a few chunks, each a flow run of that (`localize-manifests`) deployment on any worker of
+its pool, its manifests task runs there (flows/fanout.py). With `manifest_deployment`, each manifest is
+a flow run of that deployment: a process per manifest (kept for deployments whose flow takes one)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run as this_flow_run
 from pydantic import BaseModel, Field
 
 from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.blocks.settings import LipsyncSettings
-from prefect_lipsync.flows.manifest import (
-    BATCH_REPORT,
-    LocalizeResult,
-    localize_manifest_task,
-    manifest_run_name,
+from prefect_lipsync.flows.chunk import (
+    ManifestOutcome,
+    batch_report,
+    done_marker,
+    is_done,
+    manifest_digest,
+    mark_done,
+    run_manifest_here,
 )
+from prefect_lipsync.flows.fanout import chunk_count, run_in_chunks
+from prefect_lipsync.flows.manifest import BATCH_REPORT
 from prefect_lipsync.flows.options import RunOptions
 from prefect_lipsync.flows.review import QualityRejected
 from prefect_lipsync.manifest import read_manifest
 from prefect_lipsync.manifest.output_names import output_stem
 from prefect_lipsync.pipeline.destination import Destination
 from prefect_lipsync.tasks.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
-from prefect_lipsync.tasks.report import (
-    BatchReport,
-    Progress,
-    artifact_key,
-    create_progress,
-)
-from prefect_lipsync.tasks.resilience import (
-    PREFECT_API_ERRORS,
-    best_effort,
-    reports_in_background,
-    with_api_retries,
-)
+from prefect_lipsync.tasks.resilience import best_effort, reports_in_background
 
-if TYPE_CHECKING:
-    from collections.abc import Awaitable
+__all__ = ["BatchResult", "is_done", "localize_batch", "run_manifest_deployment"]
 
-    from prefect.client.schemas.objects import State
+# Earlier names of the done marker's helpers (now in flows/chunk.py, shared with the chunks).
+_manifest_digest = manifest_digest
+_done_marker = done_marker
 
 
 # --------------------------------------------------------------------------- batch
@@ -60,24 +56,6 @@ class BatchResult(BaseModel):
     done: list[str] = Field(default_factory=list, description="Manifests finished in this run.")
     skipped: list[str] = Field(default_factory=list, description="Manifests already done before this run.")
     failed: dict[str, str] = Field(default_factory=dict, description="Manifest -> why it failed.")
-
-
-def _manifest_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _done_marker(manifest: Path) -> str:
-    """The done marker's name, relative to the batch's out_dir."""
-    return f".done/{hashlib.sha256(str(manifest).encode()).hexdigest()[:16]}.json"
-
-
-def is_done(out_root: Destination, manifest: Path) -> bool:
-    """A manifest is done when a marker of this exact manifest content says so."""
-    try:
-        marker = out_root.read_text(_done_marker(manifest))
-        return marker is not None and bool(json.loads(marker)["digest"] == _manifest_digest(manifest))
-    except (ValueError, KeyError, TypeError):
-        return False
 
 
 @flow(
@@ -96,6 +74,8 @@ async def localize_batch(
     allow_emulator: bool = True,
     quality_policy: Literal["fail", "warn"] = "fail",
     rerun_nonce: str | None = None,
+    chunk_deployment: str | None = None,
+    chunks: Annotated[int | None, Field(ge=1, le=1000)] = None,
 ) -> BatchResult:
     """Localize every manifest in `folder` that has not been done yet (the nightly job).
 
@@ -103,10 +83,11 @@ async def localize_batch(
         folder: Folder holding manifests; searched with `pattern`, sub-folders included.
         out_dir: Folder (or `s3://bucket/prefix`) for the outputs, one sub-folder per manifest.
         pattern: Glob of manifest files, e.g. `*.yaml` or `**/manifest.json`.
-        max_concurrent_manifests: Manifests processed at once.
+        max_concurrent_manifests: Manifests processed at once (fanned out: over all workers together).
         manifest_deployment: Run each manifest as a flow run of this deployment (e.g.
-            `localize-video/localize-manifest`), so every worker of its pool takes manifests; empty: all
-            in this flow run. Credentials then go by `credentials_block` (or RUNWARE_API_KEY on the workers).
+            `localize-video/localize-manifest`): a process per manifest on any worker of its pool;
+            `chunk_deployment` does the same work with a process per chunk. Empty: all in this flow run.
+            Credentials then go by `credentials_block` (or RUNWARE_API_KEY on the workers).
         credentials: Runware credentials; without them RUNWARE_API_KEY is used, else the local emulator.
         credentials_block: The name of a saved RunwareCredentials block, instead of `credentials`.
         settings: Shared defaults for every manifest.
@@ -114,9 +95,19 @@ async def localize_batch(
         allow_emulator: Without any key, run on the local emulator (dub previews); false makes such a run fail.
         quality_policy: `fail` counts a manifest with a failed check as failed; `warn` only reports.
         rerun_nonce: Set to re-run (and pay for) jobs already done once; leave empty to resume instead.
+        chunk_deployment: Share the manifests out in chunks, each a flow run of this deployment (e.g.
+            `localize-manifests/localize-manifests`) on any worker of its pool, each manifest a task run
+            there. Credentials then go by `credentials_block` (or RUNWARE_API_KEY on the workers).
+        chunks: With `chunk_deployment`: how many chunks; empty: two per online worker of its pool.
     """
     options = RunOptions.of(locals(), not_applicable=("approval_timeout_s",))
     logger = get_run_logger()
+    if manifest_deployment and chunk_deployment:
+        raise QualityRejected(
+            "Give chunk_deployment or manifest_deployment, not both: chunk_deployment runs the manifests in a "
+            "few flow runs (one process each), manifest_deployment one flow run per manifest. Nothing was submitted."
+        )
+    fan_out = chunk_deployment or manifest_deployment
     out_root = Destination.of(out_dir)
     manifests = sorted(
         p.resolve() for p in Path(folder).glob(pattern if "**" in pattern else f"**/{pattern}")
@@ -132,7 +123,7 @@ async def localize_batch(
     if not pending:
         return _batch_done(result)
     pending = _refuse_duplicate_names(pending, result)
-    if manifest_deployment:
+    if fan_out:
         _check_fan_out(options)
     else:
         _refuse_beyond_the_temporary_server(pending)
@@ -148,81 +139,55 @@ async def localize_batch(
     ):
         if endpoint.offline:
             logger.warning(OFFLINE_NOTICE)
-
-        async def in_process(manifest: Path) -> tuple[bool, str]:
-            # A manifest's run that crashed is started again: its journal resumes it without
-            # uploading or paying twice.
-            named = localize_manifest_task.with_options(task_run_name=manifest_run_name(manifest))
-            for _attempt in range(CHILD_CRASH_RERUNS + 1):
-                # Called from async code, an async task returns a coroutine of its state (Prefect types
-                # it as the state itself).
-                running = cast(
-                    "Awaitable[State[LocalizeResult]]",
-                    named(
-                        str(manifest),
-                        out_root.where,
-                        endpoint.credentials,  # resolved once: every manifest goes to the same endpoint
-                        endpoint.offline,
-                        options.settings,
-                        options.quality_policy,
-                        options.rerun_nonce,
-                        return_state=True,
-                    ),
-                )
-                state = await running
-                if not state.is_crashed():
-                    break
-                logger.warning("%s: its run crashed (%s); running it again", manifest, state.message)
-            return state.is_completed(), str(state.message or state.name)
-
-        async def on_a_worker(manifest: Path) -> tuple[bool, str]:
-            assert manifest_deployment is not None
-            parameters = _child_parameters(manifest, out_root, options, endpoint)
-            return await run_manifest_deployment(manifest_deployment, parameters)
-
-        run = on_a_worker if manifest_deployment else in_process
-        report = await _batch_report(folder, len(pending), offline=endpoint.offline)
+        report = await batch_report(Path(folder).resolve().name, len(pending), offline=endpoint.offline)
         statuses = {str(m): "not started" for m in pending}
 
-        async def one(manifest: Path) -> None:
-            async with limit:
-                completed, message = await run(manifest)
+        async def finish(manifest: Path, outcome: ManifestOutcome) -> None:
+            completed, message = outcome.completed, outcome.message
+            if outcome.outcome is not None:
+                report.record(outcome.outcome)
             statuses[str(manifest)] = "done" if completed else f"failed: {message}"[:300]
             if report.manifest_done(str(manifest), "done" if completed else "failed"):
                 await best_effort(report.progress.flush, "the batch's progress")
-            if completed and endpoint.offline:
+            if completed and not endpoint.offline and not outcome.marked_done:
                 # Dub previews are not the real thing: the manifest stays to do for a run with a key.
-                result.done.append(str(manifest))
-            elif completed:
-                out_root.write_text(
-                    _done_marker(manifest),
-                    json.dumps({"manifest": str(manifest), "digest": _manifest_digest(manifest)}),
-                )
+                await asyncio.to_thread(mark_done, out_root, manifest)
+            if completed:
                 result.done.append(str(manifest))
             else:
                 result.failed[str(manifest)] = message
 
-        # Manifests run here report to the batch; those on workers have their own artifacts.
-        token = BATCH_REPORT.set(None if manifest_deployment else report)
+        async def one(manifest: Path) -> None:
+            async with limit:
+                if manifest_deployment:
+                    parameters = _child_parameters(manifest, out_root, options, endpoint)
+                    completed, message = await run_manifest_deployment(manifest_deployment, parameters)
+                else:
+                    completed, message = await run_manifest_here(manifest, out_root, endpoint, options)
+            await finish(manifest, ManifestOutcome(completed=completed, message=message))
+
+        # Manifests run here report to the batch; those on workers report to their chunk or their own run.
+        token = BATCH_REPORT.set(None if fan_out else report)
         try:
-            await asyncio.gather(*(one(m) for m in pending))
+            if chunk_deployment and pending:
+                count = await chunk_count(chunk_deployment, len(pending), chunks)
+                logger.info("%d manifests in %d chunks of %s", len(pending), count, chunk_deployment)
+                await run_in_chunks(
+                    chunk_deployment,
+                    pending,
+                    chunks=count,
+                    max_concurrent_manifests=max_concurrent_manifests,
+                    parameters=_child_parameters(pending[0], out_root, options, endpoint),
+                    out_root=out_root,
+                    run_name=str(this_flow_run.get_name() or "localize-batch"),
+                    on_outcome=finish,
+                )
+            else:
+                await asyncio.gather(*(one(m) for m in pending))
         finally:
             BATCH_REPORT.reset(token)
             await best_effort(lambda: report.publish(statuses), "the batch's summary")
     return _batch_done(result)
-
-
-async def _batch_report(folder: str, manifests: int, *, offline: bool) -> BatchReport:
-    """The batch's progress bar (over manifests) and summary, keyed by its folder's name."""
-    slug = artifact_key(Path(folder).resolve().name) or "batch"
-    try:
-        progress = await with_api_retries(
-            lambda: create_progress(slug, manifests, kind="lipsync-batch-progress", unit="manifests"),
-            attempts=3,
-        )
-    except PREFECT_API_ERRORS:
-        progress = Progress(None, manifests, unit="manifests")
-    return BatchReport(slug, progress, offline=offline)
 
 
 #: Seconds between two looks at a manifest's flow run on a worker.
@@ -237,12 +202,12 @@ def _check_fan_out(options: RunOptions) -> None:
 
     if not PREFECT_API_URL.value():
         raise QualityRejected(
-            "manifest_deployment needs a Prefect server that every worker reaches: set PREFECT_API_URL "
+            "Fan-out (chunk_deployment, manifest_deployment) needs a Prefect server that every worker reaches: set PREFECT_API_URL "
             "(README: Running it for a team). Nothing was uploaded or submitted."
         )
     if options.credentials is not None and not options.credentials._block_document_name:
         raise QualityRejected(
-            "manifest_deployment passes credentials to the workers by name: save the RunwareCredentials block "
+            "Fan-out passes credentials to the workers by name: save the RunwareCredentials block "
             "and give credentials_block (or set RUNWARE_API_KEY on the workers). Nothing was submitted."
         )
 

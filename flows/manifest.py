@@ -4,6 +4,7 @@ their order, the journal and the delivery. `localize-manifest` is one manifest o
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from prefect_lipsync.flows.options import QualityPolicy, RunOptions
 from prefect_lipsync.flows.review import apply_quality_policy
 from prefect_lipsync.manifest import Plan, PlannedJob
 from prefect_lipsync.pipeline import JobJournal, JobRunner, LanguageOutput, RunOutcome, RunPlan, run_jobs
-from prefect_lipsync.pipeline.destination import Destination
+from prefect_lipsync.pipeline.destination import Destination, read_ref_text
 from prefect_lipsync.quality import QualityReport
+from prefect_lipsync.storage.errors import StorageError
 from prefect_lipsync.tasks.clients import client_session
 from prefect_lipsync.tasks.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
 from prefect_lipsync.tasks.events import emit_output_event
@@ -132,10 +134,11 @@ async def _run_plan(
         if progress.step(f"{output.language}: {output.summary}"):
             await best_effort(progress.flush, "the progress")
         if output.report:
-            # The working copies beside the outbox, not the objects just published: no read back.
-            local = out_dir.local_of(output.report)
-            report = QualityReport.model_validate_json(local.read_text(encoding="utf-8"))
-            pictures = [str(out_dir.local_of(p)) for p in output.pictures]
+            found = await asyncio.to_thread(_report_and_pictures, out_dir, output)
+            if found is None:
+                logger.warning("%s: its quality report could not be read back", output.language)
+                return
+            report, pictures = found
             await best_effort(
                 lambda: publish_quality_report(output.language, plan.name, report, pictures),
                 f"the quality report of {output.language}",
@@ -223,3 +226,24 @@ async def localize_manifest_task(
     out_root = Destination.of(out_dir)
     result = await localize_at(Endpoint(credentials, offline), Path(manifest), out_root, None, options)
     return await apply_quality_policy(result, options, out_root=out_root)
+
+
+def _report_and_pictures(
+    out_dir: Destination, output: LanguageOutput
+) -> tuple[QualityReport, list[str]] | None:
+    """A delivered output's quality report and pictures, for its artifact: the working copies beside
+    the outbox (no read back) when this machine made them; else, for an output delivered by an earlier
+    run on another worker (a resumed manifest), the report from its final key and the pictures' refs.
+    None when it cannot be read (the artifact is left out; the output stays delivered)."""
+    assert output.report is not None
+    try:
+        local = out_dir.local_of(output.report)
+        if local.exists():
+            text = local.read_text(encoding="utf-8")
+            pictures = [str(out_dir.local_of(p)) for p in output.pictures]
+        else:
+            text = read_ref_text(output.report) or ""
+            pictures = list(output.pictures)
+        return QualityReport.model_validate_json(text), pictures
+    except (OSError, StorageError, ValueError):
+        return None

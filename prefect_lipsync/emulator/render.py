@@ -20,6 +20,7 @@ from typing import Any
 
 import ffmpeg
 
+from prefect_lipsync.emulator import cheap_outputs
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.ffmpeg_runner import run_ffprobe_json, run_stream
 from prefect_lipsync.media.synth import speak
@@ -337,6 +338,8 @@ def render(
     `audio_offset` (seconds, positive: later) moves the audio against the picture: how the variations
     of one task are made to differ (`variation_audio_offset`).
     """
+    if cheap_outputs.reuse(request, video=video, output=output, audio_offset=audio_offset):
+        return output  # PREFECT_LIPSYNC_EMULATOR_CHEAP_OUTPUTS: one rendering per request shape
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".render-", suffix=output.suffix, dir=output.parent)
     os.close(fd)
@@ -368,6 +371,7 @@ def render(
         except ValueError as exc:  # ffmpeg-python refused the graph: a bug here, said as a render failure
             raise MediaError(output, f"the audio layout could not be built ({exc})") from exc
         os.replace(tmp, output)
+        cheap_outputs.keep(request, video=video, output=output, audio_offset=audio_offset)
     finally:
         tmp.unlink(missing_ok=True)
         if spoken is not None:

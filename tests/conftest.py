@@ -1,4 +1,18 @@
-"""Shared test settings. Each area keeps its own fixtures in tests/<area>/conftest.py."""
+"""Shared test settings. Each area keeps its own fixtures in tests/<area>/conftest.py.
+
+The suite runs in parallel (`make test`: pytest-xdist, `-n 4 --dist loadgroup`), so a test must not
+depend on another's leftovers nor on running alone. How a test gets what is its own:
+- folders: `tmp_path` (per test) or `tmp_path_factory` (per session, which is per xdist worker);
+- ports: bind to port 0 or `infra.free_port()`; never a fixed port;
+- Prefect home and server: tests under tests/prefect share their worker's session harness
+  (tests/prefect/conftest.py, one per worker, its own PREFECT_HOME); a test that needs a clean server
+  or separate processes starts its own (`prefect_operator.running_server(tmp_path)` or
+  `infra.PrefectServer(tmp_path / ...)`), each with its own PREFECT_HOME under tmp_path;
+- caches: the `cache_dir` fixture below; the session default is a fresh temp dir per worker;
+- names on a shared server (work pools, blocks, buckets): add a uuid, as the existing tests do.
+Tests that must share one thing across the run can say so with `@pytest.mark.xdist_group("name")`:
+`--dist loadgroup` runs a group on one worker.
+"""
 
 import os
 import tempfile
@@ -9,8 +23,17 @@ import pytest
 # Prefect must never phone home or print telemetry errors from tests.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-# Probe and audio caches of a test run stay out of the user's real cache.
-os.environ.setdefault("PREFECT_LIPSYNC_CACHE_DIR", tempfile.mkdtemp(prefix="prefect-lipsync-test-cache-"))
+# Probe and audio caches of a test run stay out of the user's real cache. xdist workers inherit the
+# controller's environment, so each worker makes its own rather than share the controller's.
+if "PREFECT_LIPSYNC_CACHE_DIR" not in os.environ or os.environ.get("PREFECT_LIPSYNC_TEST_CACHE_MADE"):
+    os.environ["PREFECT_LIPSYNC_CACHE_DIR"] = tempfile.mkdtemp(prefix="prefect-lipsync-test-cache-")
+    os.environ["PREFECT_LIPSYNC_TEST_CACHE_MADE"] = "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`slow` tests first (stable order otherwise): under xdist the minutes-long ones then start on
+    different workers at the beginning, instead of one of them starting last and setting the wall time."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

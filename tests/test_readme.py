@@ -57,7 +57,7 @@ def test_python_block_runs_as_written_against_the_emulator(index: int, tmp_path:
                 "RUNWARE_BASE_URL": str(base_url),
                 # A newcomer's machine: no server configured, so Prefect starts a temporary one.
                 "PREFECT_HOME": str(tmp_path / "prefect-home"),
-                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "240",  # slow to start on a loaded machine
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "DO_NOT_TRACK": "1",
             },

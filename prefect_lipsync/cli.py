@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # (module with a `register(subparsers)` function) in the order they appear in --help.
 _SUBCOMMAND_MODULES = (
     "prefect_lipsync.media.cli",
+    "prefect_lipsync.plan_cli",
     "prefect_lipsync.manifest.cli",
     "prefect_lipsync.emulator.cli",
     "prefect_lipsync.quality.cli",

@@ -139,3 +139,17 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | bytearray | m
 def write_text_atomic(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
     """Write `text` to `path` atomically."""
     return write_bytes_atomic(path, text.encode(encoding))
+
+
+#: The project's cache folder (probe cache, journal, audio renders, outbox), for every layer.
+CACHE_DIR_ENV = "PREFECT_LIPSYNC_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """`$PREFECT_LIPSYNC_CACHE_DIR`, else `$XDG_CACHE_HOME/prefect-lipsync`, else `~/.cache/prefect-lipsync`."""
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "prefect-lipsync"

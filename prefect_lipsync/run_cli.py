@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import sys
-from collections.abc import Coroutine
+import time
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
     from prefect_lipsync.flows.localize import LocalizeResult
+    from prefect_lipsync.pipeline.outcome import RunOutcome
 
 
 def register(subparsers: Any) -> None:
@@ -94,26 +98,123 @@ def run_manifest(
             return_state=True,
         ),
     )
-    state = asyncio.run(run)
+    started = time.time()
+    with _quality_rejection_kept_off_the_console():
+        state = asyncio.run(run)
     if not state.is_completed():
-        print(f"\nThe run did not complete: {state.message}", file=sys.stderr)
+        rejection = _rejection(state)
+        outcome = _outcome(out, manifest, since=started) if rejection is not None else None
+        if rejection is None or outcome is None:
+            print(f"\nThe run did not complete: {state.message}", file=sys.stderr)
+            return 1
+        # A quality rejection is the run's answer, not a crash: the findings once, in plain text.
+        _print_outputs(outcome)
+        print(
+            f"\nThe run did not complete: {_rejection_line(outcome, rejection, quality_policy)}",
+            file=sys.stderr,
+        )
         return 1
-    result = state.result()
+    _print_outputs(state.result())
+    print(f"\nAll outputs in {out.resolve()}")
+    return 0
+
+
+def _print_outputs(result: RunOutcome) -> None:
     print()
     if result.offline:
         print("LOCAL EMULATOR: these outputs are dub previews WITHOUT lip movement.")
     for output in result.outputs:
-        print(f"[{output.language}] {output.verdict or ''}")
-        print(f"    output:   {output.output or output.quarantined_to}")
-        print(f"    report:   {output.report}")
+        print(f"[{output.language}] {output.verdict or ('error' if output.error else '')}")
+        if output.error:
+            print(f"    error:    {output.error}")
+        if output.output or not (output.quarantined_to or output.error):
+            print(f"    output:   {output.output}")
+        if output.quarantined_to:
+            where = "held:    " if output.held else "quarantine:"
+            print(f"    {where} {output.quarantined_to}")
+        if output.report:
+            print(f"    report:   {output.report}")
         for finding in _findings(output.report):
             print(f"    finding:  {finding}")
         for picture in output.pictures:
             print(f"    picture:  {picture}")
         for warning in output.warnings:
             print(f"    warning:  {warning}")
-    print(f"\nAll outputs in {out.resolve()}")
-    return 0
+
+
+#: The exception the flow raises when outputs failed their checks or a reviewer rejected them.
+REJECTION = "QualityRejected"
+
+
+def _is_rejection(exc: BaseException | None) -> bool:
+    return exc is not None and type(exc).__name__ == REJECTION
+
+
+class _RejectionFilter(logging.Filter):
+    """Keeps a quality rejection's traceback and markdown off the console (the API log keeps them):
+    the command prints the findings itself, once, in plain text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and _is_rejection(record.exc_info[1]):
+            return False
+        return not (record.name.startswith("prefect.flow_runs") and REJECTION in record.getMessage())
+
+
+@contextlib.contextmanager
+def _quality_rejection_kept_off_the_console() -> Iterator[None]:
+    consoles = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
+    only = _RejectionFilter()
+    for handler in consoles:
+        handler.addFilter(only)
+    try:
+        yield
+    finally:
+        for handler in consoles:
+            handler.removeFilter(only)
+
+
+def _rejection(state: State[Any]) -> BaseException | None:
+    """The flow's quality rejection, when that is why it failed."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # the result cannot be read back: not something to explain here
+        return None
+    return exc if isinstance(exc, BaseException) and _is_rejection(exc) else None
+
+
+def _outcome(out: Path, manifest: Path, *, since: float) -> RunOutcome | None:
+    """What the run made (its result.json, written after `since`), read back after a rejection; None
+    when this run wrote none."""
+    from prefect_lipsync.manifest import read_manifest
+    from prefect_lipsync.manifest.output_names import output_stem
+    from prefect_lipsync.pipeline.outcome import RunOutcome
+
+    loaded, _ = read_manifest(manifest)
+    if loaded is None:
+        return None
+    name = output_stem(loaded.resolve(loaded.manifest.video), loaded.manifest.name)
+    written = out / name / "result.json"
+    try:
+        if written.stat().st_mtime < since - 1.0:  # an earlier run's
+            return None
+        return RunOutcome.model_validate_json(written.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _rejection_line(outcome: RunOutcome, exc: BaseException, policy: str) -> str:
+    """Why the run failed, in one plain line (the findings are printed above it)."""
+    errors = [o.language for o in outcome.outputs if o.error]
+    failed = [o.language for o in outcome.outputs if o.verdict == "fail"]
+    total = len(outcome.outputs)
+    if errors:
+        return f"{len(errors)} of {total} languages ({', '.join(errors)}) did not produce an output."
+    if failed and policy == "fail":
+        return (
+            f"quality checks failed for {', '.join(failed)} (policy fail): the outputs are in quarantine "
+            "beside their reports; --quality-policy warn delivers them with the findings."
+        )
+    return str(exc).splitlines()[0] if str(exc) else REJECTION
 
 
 def _plan_problem(manifest: Path, languages: list[str] | None) -> str | None:
@@ -146,4 +247,11 @@ def _findings(report_path: str | None) -> list[str]:
         checks = json.loads(Path(report_path).read_text(encoding="utf-8"))["checks"]
     except (OSError, ValueError, KeyError):
         return []
-    return [f"{c['status']} {c['name']}: {c['message']}" for c in checks if c.get("status") != "pass"]
+    found = []
+    for c in checks:
+        if c.get("status") == "pass":
+            continue
+        value = "" if c.get("value") is None else f" = {c['value']}"
+        threshold = f" (threshold {c['threshold']})" if c.get("threshold") else ""
+        found.append(f"{c['status']} {c['name']}{value}{threshold}: {c['message']}")
+    return found

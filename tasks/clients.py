@@ -56,3 +56,16 @@ async def client_session(credentials: RunwareCredentials) -> AsyncIterator[Runwa
             client = _clients.pop(key, None)
             if client is not None:
                 await client.__aexit__(None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def task_client(credentials: RunwareCredentials) -> AsyncIterator[RunwareClient]:
+    """The client a public task uses: the flow's shared one when a flow holds it open on this loop (one
+    poller for all its jobs), else one of its own for the call, closed after it."""
+    client = _clients.get(_key(credentials)) if _key(credentials) in _sessions else None
+    if client is not None:
+        yield client
+        return
+    journal = JobJournal.for_endpoint(credentials.base_url)
+    async with credentials.get_client(upload_cache=journal.uploads) as own:
+        yield own

@@ -33,7 +33,7 @@ from prefect_lipsync.emulator.service import Answer, Emulator
 from prefect_lipsync.emulator.strict_json import BodyError
 from prefect_lipsync.emulator.strict_json import loads as strict_loads
 from prefect_lipsync.emulator.websocket_api import bearer_key, websocket_endpoint_for
-from prefect_lipsync.media.errors import MediaError
+from prefect_lipsync.media.errors import FFmpegTimeout, MediaError
 
 log = logging.getLogger("prefect_lipsync.emulator")
 
@@ -57,6 +57,12 @@ def _fault_response(fault: HttpFault) -> Response:
     if fault.html:
         return HTMLResponse(fault.html_body(), status_code=fault.status, headers=headers)
     return _errors(fault.status, error_item(fault.code, f"{fault.reason} (emulated fault)"), headers=headers)
+
+
+def _tail(text: str, chars: int = 600) -> str:
+    """The end of a long message (ffmpeg's stderr ends with what went wrong), on one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= chars else "..." + flat[-chars:]
 
 
 def _key_of(request: Request) -> str | None:
@@ -174,10 +180,25 @@ def create_app(config: EmulatorConfig, storage: Path) -> Starlette:
             return _errors(422, error_item("mediaNotReady", "the output is not ready yet; retry shortly"))
         try:
             path = await emulator.ensure_rendered(job, job.results.index(result))
-        except MediaError as exc:
+        except FFmpegTimeout as exc:  # a busy machine: another try may well succeed
+            log.warning("emulator: rendering %s timed out: %s", job.task_uuid, exc)
+            return _errors(
+                503,
+                error_item(
+                    "renderTimeout",
+                    f"the emulator did not finish rendering this output in time: {exc.message}",
+                    task_uuid=job.task_uuid,
+                ),
+            )
+        except MediaError as exc:  # the same request renders the same way: asking again cannot help
             log.warning("emulator: rendering %s failed: %s", job.task_uuid, exc)
             return _errors(
-                500, error_item("renderFailed", f"the emulator could not render this output: {exc.message}")
+                500,
+                error_item(
+                    "renderFailed",
+                    f"the emulator could not render this output: {_tail(exc.message)}",
+                    task_uuid=job.task_uuid,
+                ),
             )
         if request.method == "GET":
             emulator.stats.bump("downloads")

@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import ffmpeg
 
+from prefect_lipsync.emulator import cheap_outputs
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.ffmpeg_runner import run_ffprobe_json, run_stream
 from prefect_lipsync.media.synth import speak
@@ -208,6 +210,19 @@ def _moved(stream: Any, offset: float, length: float) -> Any:
     return _exact(stream, length)
 
 
+def _audio_feeds(uses: Counter[str], inputs: dict[str, Any]) -> dict[str, list[Any]]:
+    """Per file, as many normalised audio streams as it has uses (`inputs`: files already opened)."""
+    feeds: dict[str, list[Any]] = {}
+    for path, count in uses.items():
+        stream = _normalise(inputs.get(path, ffmpeg.input(path)).audio)
+        if count == 1:
+            feeds[path] = [stream]
+        else:
+            copies = stream.filter_multi_output("asplit", count)
+            feeds[path] = [copies[k] for k in range(count)]
+    return feeds
+
+
 def build_command(
     *,
     video: Path,
@@ -226,15 +241,23 @@ def build_command(
     duration = source.duration
     video_in = ffmpeg.input(str(video))
     originals = [p for p in pieces if isinstance(p, Original)]
+    # One input per file, split when the file feeds several pieces (the same take cut into two lines):
+    # ffmpeg-python merges equal nodes, so two reads of one file would be one node with two outputs.
+    uses = Counter(str(audio_files[p.source]) for p in pieces if isinstance(p, Clip))
+    if originals and source.has_audio:
+        uses[str(video)] += 1
+    feeds = _audio_feeds(uses, {str(video): video_in})
     base: Any = None
     split: Any = None
     if originals:
         base = (
-            video_in.audio
+            feeds[str(video)].pop(0)
             if source.has_audio
-            else ffmpeg.input(f"anullsrc=r={SAMPLE_RATE}:cl=stereo", f="lavfi", t=f"{duration:.6f}").audio
+            else _normalise(
+                ffmpeg.input(f"anullsrc=r={SAMPLE_RATE}:cl=stereo", f="lavfi", t=f"{duration:.6f}").audio
+            )
         )
-        base = _exact(_normalise(base), duration)
+        base = _exact(base, duration)
         if len(originals) > 1:
             split = base.filter_multi_output("asplit", len(originals))
     streams = []
@@ -249,7 +272,7 @@ def build_command(
                 )
             )
         else:
-            clip_in = _normalise(ffmpeg.input(str(audio_files[piece.source])).audio)
+            clip_in = feeds[str(audio_files[piece.source])].pop(0)
             cropped = clip_in.filter("atrim", start=f"{piece.crop_start:.6f}", end=f"{piece.crop_end:.6f}")
             streams.append(_fit(cropped.filter("asetpts", "PTS-STARTPTS"), piece))
     audio = streams[0] if len(streams) == 1 else ffmpeg.concat(*streams, v=0, a=1)
@@ -315,6 +338,8 @@ def render(
     `audio_offset` (seconds, positive: later) moves the audio against the picture: how the variations
     of one task are made to differ (`variation_audio_offset`).
     """
+    if cheap_outputs.reuse(request, video=video, output=output, audio_offset=audio_offset):
+        return output  # PREFECT_LIPSYNC_EMULATOR_CHEAP_OUTPUTS: one rendering per request shape
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".render-", suffix=output.suffix, dir=output.parent)
     os.close(fd)
@@ -341,8 +366,12 @@ def render(
             quality=request.output_quality,
             audio_offset=audio_offset,
         )
-        run_stream(command, timeout=timeout, path=output)
+        try:
+            run_stream(command, timeout=timeout, path=output)
+        except ValueError as exc:  # ffmpeg-python refused the graph: a bug here, said as a render failure
+            raise MediaError(output, f"the audio layout could not be built ({exc})") from exc
         os.replace(tmp, output)
+        cheap_outputs.keep(request, video=video, output=output, audio_offset=audio_offset)
     finally:
         tmp.unlink(missing_ok=True)
         if spoken is not None:

@@ -2,17 +2,26 @@
 
 from prefect_lipsync.manifest.errors import ManifestError, ManifestProblem
 from prefect_lipsync.manifest.limits import ManifestLimits
-from prefect_lipsync.manifest.loader import LoadedManifest, PlanLine, load_manifest, prepare, read_manifest
+from prefect_lipsync.manifest.loader import (
+    LoadedManifest,
+    PlanLine,
+    load_manifest,
+    prepare,
+    read_manifest,
+    read_manifest_data,
+)
 from prefect_lipsync.manifest.pipeline import load_and_plan
 from prefect_lipsync.manifest.plan_models import (
     DEFAULT_PRICE_PER_SECOND,
     DroppedLine,
+    FinalMix,
     Plan,
     PlannedAudioOp,
     PlannedJob,
 )
 from prefect_lipsync.manifest.planner import plan_manifest
 from prefect_lipsync.manifest.schema import (
+    AudioStreamRef,
     Defaults,
     LanguageSpec,
     Line,
@@ -24,8 +33,10 @@ from prefect_lipsync.manifest.schema import (
 
 __all__ = [
     "DEFAULT_PRICE_PER_SECOND",
+    "AudioStreamRef",
     "Defaults",
     "DroppedLine",
+    "FinalMix",
     "LanguageSpec",
     "Line",
     "LoadedManifest",
@@ -45,4 +56,5 @@ __all__ = [
     "plan_manifest",
     "prepare",
     "read_manifest",
+    "read_manifest_data",
 ]

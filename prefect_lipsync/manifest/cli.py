@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from prefect_lipsync.manifest.errors import ManifestError
 from prefect_lipsync.manifest.importer import dump_manifest, import_subtitles, write_manifest
-from prefect_lipsync.manifest.plan_models import DEFAULT_PRICE_PER_SECOND, Plan
+from prefect_lipsync.manifest.plan_models import Plan
 from prefect_lipsync.manifest.subtitle_encoding import SubtitleEncodingError, canonical_encoding, encoding_fix
 from prefect_lipsync.manifest.subtitle_speakers import (
     ALL_SPEAKER_RULES,
@@ -18,10 +16,9 @@ from prefect_lipsync.manifest.subtitle_speakers import (
     parse_speaker_rules,
 )
 from prefect_lipsync.manifest.subtitles import SubtitleError
-from prefect_lipsync.media.errors import MediaError
 
 
-def _price(text: str) -> float:
+def price_per_second_arg(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -46,27 +43,6 @@ def _speaker_rules(text: str) -> frozenset[SpeakerRule]:
 
 
 def register(subparsers: Any) -> None:
-    plan = subparsers.add_parser(
-        "plan",
-        help="check a manifest and show the sync-3 requests it makes (probes the media; submits nothing)",
-        description="Load a manifest, probe its media (cached) and plan one sync-3 request per language. "
-        "Exit 0 with a plan; non-zero with every problem on stderr.",
-    )
-    plan.add_argument("manifest", metavar="MANIFEST", help="the manifest file (.yaml, .yml or .json)")
-    plan.add_argument(
-        "--json", action="store_true", help="print the plan as JSON (requests as sent on the wire)"
-    )
-    plan.add_argument(
-        "--price-per-second",
-        type=_price,
-        default=DEFAULT_PRICE_PER_SECOND,
-        metavar="USD",
-        help=f"USD per output second for the cost ESTIMATE (default {DEFAULT_PRICE_PER_SECOND}; "
-        "Runware publishes no sync-3 price)",
-    )
-    plan.add_argument("--audio-ops-dir", metavar="DIR", help="where sped-up or cut audio will be rendered")
-    plan.set_defaults(handler=run_plan)
-
     manifest = subparsers.add_parser("manifest", help="work with manifests", description="Manifest tools.")
     sub = manifest.add_subparsers(dest="manifest_command", metavar="ACTION")
     imp = sub.add_parser(
@@ -149,31 +125,6 @@ def format_plan(plan: Plan) -> str:
         lines.append("warnings:")
         lines.extend(f"  {lang}: {w}" for lang, w in warned)
     return "\n".join(lines)
-
-
-def run_plan(args: argparse.Namespace) -> int:
-    from prefect_lipsync.manifest.pipeline import load_and_plan
-    from prefect_lipsync.pipeline.settings import RunSettings
-
-    try:
-        # The requests exactly as a run with default settings submits them (format, safety, cost).
-        plan = load_and_plan(
-            args.manifest,
-            price_per_second=args.price_per_second,
-            audio_ops_dir=args.audio_ops_dir,
-            request_options=RunSettings().request_options(),
-        )
-    except ManifestError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    except MediaError as exc:  # ffprobe missing and the like: not the manifest's fault
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(plan.to_json_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(format_plan(plan))
-    return 0
 
 
 def run_import(args: argparse.Namespace) -> int:

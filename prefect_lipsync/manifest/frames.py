@@ -3,13 +3,16 @@
 A time t is snapped to frame k = round(t * fps), then to the first 0.01 s step at or after that
 frame's start: t' = ceil(k / fps * 100) / 100. As one step (0.01 s) is shorter than a frame below
 100 fps, t' lies inside frame k, so a player showing the frame at t' shows frame k:
-floor(t' * fps) == k.
+floor(t' * fps) == k. A video whose frame rate varies has its frames at their own timestamps
+(`FrameClock`); the same rule applies to them.
 """
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
+
+from prefect_lipsync.media.frame_clock import FrameClock
 
 GRID = Fraction(1, 100)
 
@@ -27,6 +30,11 @@ def frame_shown_at(t: Fraction, fps: Fraction) -> int:
 def frame_start_on_grid(k: int, fps: Fraction) -> Fraction:
     """The first 0.01 s step at or after the start of frame `k`."""
     return Fraction(math.ceil(Fraction(k) / fps * 100), 100)
+
+
+def boundary_on_grid(k: int, clock: FrameClock) -> Fraction:
+    """The first 0.01 s step at or after boundary `k` of `clock` (its timestamps when the rate varies)."""
+    return Fraction(math.ceil(clock.start_of(k) * 100), 100)
 
 
 def snap(t: Fraction, fps: Fraction) -> Fraction:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from prefect_lipsync.manifest.errors import ManifestError, ManifestProblem
 from prefect_lipsync.manifest.limits import LimitError, ManifestLimits, check_text, read_limited
+from prefect_lipsync.manifest.salvage import clean_loc, salvage
 from prefect_lipsync.manifest.schema import (
     Defaults,
     LanguageSpec,
@@ -87,6 +88,10 @@ class LoadedManifest:
     broken: set[str] = field(default_factory=set)  # languages that cannot be planned
     # Per language from a subtitle file: its cues not taken as written (left out, dropped, merged).
     subtitle_notes: dict[str, list[CueNote]] = field(default_factory=dict)
+    # A manifest whose schema failed is still checked without the refused nodes (see `salvage`):
+    # per language that lost lines, the original index of each line left; speakers made automatic.
+    line_positions: dict[str, list[int]] = field(default_factory=dict)
+    broken_speakers: set[str] = field(default_factory=set)
 
     def resolve(self, ref: str) -> str:
         """A manifest reference as a URL (http(s), s3://) or an absolute local path (relative to the manifest)."""
@@ -136,6 +141,8 @@ class LoadedManifest:
     def media_refs(self) -> list[str]:
         """Every media file the manifest names (resolved), video first, each once."""
         refs = [self.resolve(self.manifest.video)]
+        if isinstance(self.manifest.music_and_effects, str):
+            refs.append(self.resolve(self.manifest.music_and_effects))
         for code, spec in self.manifest.languages.items():
             if code in self.broken:
                 continue
@@ -211,9 +218,8 @@ def _line_id_at(data: Any, loc: PathKey) -> str | None:
 def _schema_problems(exc: ValidationError, data: Any, file: str, source: SourceMap) -> list[ManifestProblem]:
     problems = []
     for err in exc.errors(include_url=False):
-        loc: PathKey = tuple(err["loc"])
         # pydantic names the union member that failed (float | str): noise for a user.
-        loc = tuple(p for p in loc if p not in ("float", "str", "function-before[_time(), union[float,str]]"))
+        loc = clean_loc(err["loc"])
         message = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "missing":
             message = "is required"
@@ -274,7 +280,9 @@ def _speaker_of(
 def _manifest_lines(loaded: LoadedManifest, code: str, spec: LanguageSpec) -> list[PlanLine]:
     out: list[PlanLine] = []
     seen: dict[str, int] = {}
-    for i, line in enumerate(spec.lines or []):
+    positions = loaded.line_positions.get(code)
+    for n, line in enumerate(spec.lines or []):
+        i = positions[n] if positions is not None else n  # where the line is in the file
         path: PathKey = ("languages", code, "lines", i)
         line_id = line.id or f"#{i + 1}"
         if line.id is not None and line.id in seen:
@@ -385,13 +393,19 @@ def prepare(
     file: str = MEMORY_FILE,
     base_dir: str | Path | None = None,
     source: SourceMap | None = None,
+    line_positions: Mapping[str, list[int]] | None = None,
 ) -> LoadedManifest:
-    """Cross-check a validated manifest and gather its lines (reads subtitle files; never raises)."""
+    """Cross-check a validated manifest and gather its lines (reads subtitle files; never raises).
+
+    `line_positions` (from `salvage`) gives, per language that lost lines, each remaining line's
+    index in the file, so problems still name the right line.
+    """
     loaded = LoadedManifest(
         manifest=manifest,
         file=file,
         base_dir=os.path.abspath(base_dir) if base_dir is not None else os.getcwd(),
         source=source or SourceMap(),
+        line_positions=dict(line_positions or {}),
     )
     for path, line in loaded.source.duplicates:
         loaded.problems.append(
@@ -425,10 +439,13 @@ def prepare(
 def read_manifest(
     path: str | Path, *, limits: ManifestLimits | None = None
 ) -> tuple[LoadedManifest | None, list[ManifestProblem]]:
-    """Load a manifest file; return it (None when its schema fails) and every problem found.
+    """Load a manifest file; return it and every problem found.
 
-    `limits` default to `ManifestLimits.from_env()`; a file that breaks one is refused before
-    it is parsed, in bounded time and memory.
+    When its schema fails, what is left without the refused nodes is returned (see `salvage`), so
+    planning it finds the timing and media problems too; it carries the schema problems in
+    `problems` and is never planned into a request. None when nothing can be salvaged (bad YAML,
+    a broken frame). `limits` default to `ManifestLimits.from_env()`; a file that breaks one is
+    refused before it is parsed, in bounded time and memory.
     """
     file = str(path)
     limits = limits or ManifestLimits.from_env()
@@ -449,7 +466,6 @@ def read_manifest(
         data = parse_text(text, is_json=is_json)
     except ManifestSyntaxError as exc:
         return None, [ManifestProblem(file=file, line=exc.line, message=str(exc), fix=exc.fix)]
-    source = source_map(text)
     if not isinstance(data, Mapping):
         return None, [
             ManifestProblem(
@@ -459,22 +475,52 @@ def read_manifest(
                 fix="start from the example manifest: version: 1, video: FILE, languages: {...}",
             )
         ]
+    return read_manifest_data(
+        data, file=file, base_dir=os.path.dirname(os.path.abspath(path)), source=source_map(text)
+    )
+
+
+def read_manifest_data(
+    data: Any, *, file: str = MEMORY_FILE, base_dir: str | Path | None = None, source: SourceMap | None = None
+) -> tuple[LoadedManifest | None, list[ManifestProblem]]:
+    """A manifest handed over as a mapping (an upstream step's output), checked as a file would be.
+
+    Relative media paths are resolved against `base_dir` (default: the working directory); problems
+    name `file` (a label such as `<mapping>`) and the field, as there are no lines to name.
+    """
+    source = source or SourceMap()
+    if not isinstance(data, Mapping):
+        return None, [
+            ManifestProblem(
+                file=file,
+                message=f"a manifest is a mapping (version, video, languages, ...), got {type(data).__name__}",
+                fix="start from the example manifest: version: 1, video: FILE, languages: {...}",
+            )
+        ]
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         problems = _schema_problems(exc, data, file, source)
-        problems += [  # a duplicated key may be the cause of a schema error: say so too
-            ManifestProblem(
-                file=file,
-                line=line,
-                field=json_path(p),
-                message=f"key `{p[-1]}` appears twice",
-                fix="keep one",
-            )
-            for p, line in source.duplicates
-        ]
-        return None, problems
-    loaded = prepare(manifest, file=file, base_dir=os.path.dirname(os.path.abspath(path)), source=source)
+        rest = salvage(data, exc)
+        if rest is None:
+            problems += [  # a duplicated key may be the cause of a schema error: say so too
+                ManifestProblem(
+                    file=file,
+                    line=line,
+                    field=json_path(p),
+                    message=f"key `{p[-1]}` appears twice",
+                    fix="keep one",
+                )
+                for p, line in source.duplicates
+            ]
+            return None, problems
+        loaded = prepare(
+            rest.manifest, file=file, base_dir=base_dir, source=source, line_positions=rest.line_positions
+        )
+        loaded.broken_speakers = rest.broken_speakers
+        loaded.problems[:0] = problems  # in the order of the passes: schema first
+        return loaded, list(loaded.problems)
+    loaded = prepare(manifest, file=file, base_dir=base_dir, source=source)
     return loaded, list(loaded.problems)
 
 

@@ -40,9 +40,11 @@ def load_and_plan(
 ) -> Plan:
     """Load a manifest, probe every file it names in one call, and plan it.
 
-    Raises ManifestError listing every problem at once: syntax and schema (then nothing is
-    probed), missing or unreadable media, subtitles, timing and speakers. A manifest already
-    loaded (and perhaps narrowed to some languages) is planned without being read again.
+    Raises ManifestError listing every problem at once: syntax and schema, missing or unreadable
+    media, subtitles, timing and speakers. A manifest whose schema fails is still probed and planned
+    without its refused parts, so its timing problems are said in the same pass (nothing is probed
+    when the YAML itself is broken). A manifest already loaded (and perhaps narrowed to some
+    languages) is planned without being read again.
     """
     if isinstance(manifest_path, LoadedManifest):
         loaded = manifest_path

@@ -14,14 +14,18 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
+from prefect_lipsync.files import default_cache_dir
 from prefect_lipsync.manifest.errors import ManifestProblem
 from prefect_lipsync.manifest.loader import LoadedManifest, PlanLine, is_url
 from prefect_lipsync.manifest.plan_models import DroppedLine, PlannedAudioOp
 from prefect_lipsync.manifest.schema import LanguageSpec, Manifest
-from prefect_lipsync.manifest.timecode import format_seconds
-from prefect_lipsync.media.cache import default_cache_dir
+from prefect_lipsync.manifest.timecode import TimeFormatError, format_seconds, smpte_to_seconds
 from prefect_lipsync.media.errors import MediaError
+from prefect_lipsync.media.frame_clock import FrameClock
 from prefect_lipsync.media.info import MediaInfo
+
+#: What `timecode_start` says to read the start timecode from the source video itself.
+TIMECODE_FROM_SOURCE = "source"
 
 HashFn = Callable[[str], str]
 
@@ -48,19 +52,37 @@ def media_uri(resolved: str) -> str:
 
 @dataclass(frozen=True)
 class VideoFacts:
-    """What planning needs of the source video."""
+    """What planning needs of the source video.
+
+    `width` and `height` are the picture as people see it (the display matrix applied): speaker
+    points and boxes are given on that picture. Frame times come from `clock`: the stream's
+    timestamps when its rate varies, else k / fps.
+    """
 
     fps: Fraction | None
     frames: int | None
     width: int
     height: int
     duration: float
+    clock: FrameClock | None = None
+    rotation: int = 0
+    timecode: str | None = None  # the source's start timecode (tmcd track or tag), if any
 
     @property
     def end(self) -> Fraction | None:
+        """Where the last frame stops, from the stream's timestamps (not frame count / nominal rate)."""
+        if self.clock is not None:
+            return self.clock.end
         if self.fps is None or self.frames is None:
             return None
         return Fraction(self.frames) / self.fps
+
+    @property
+    def size_text(self) -> str:
+        """'1080x1920 video', and how it is stored when a display matrix turns it."""
+        if not self.rotation:
+            return f"{self.width}x{self.height} video"
+        return f"{self.width}x{self.height} video as shown (stored turned by {self.rotation} degrees)"
 
 
 class _Labelled(Protocol):
@@ -110,6 +132,7 @@ class PlanContext:
         self.problems: list[ManifestProblem] = list(loaded.problems)
         self.video_ref = loaded.resolve(self.manifest.video)
         self.video = self._video()
+        self.timecode_origin = self._timecode_origin()
 
     def media_problem(self, ref: str, what: str) -> tuple[str, str]:
         """(message, fix) for a file that has no probe result."""
@@ -142,16 +165,46 @@ class PlanContext:
             )
             return None
         stream = info.video
-        frames = stream.frame_count
-        if frames is None and stream.fps > 0:
-            frames = round(Fraction(repr(stream.duration or info.duration)) * stream.fps)
+        if not stream.fps > 0:
+            return VideoFacts(None, stream.frame_count, *stream.shown_size, info.duration)
+        if stream.duration is None:
+            stream = stream.model_copy(update={"duration": info.duration})
+        clock = stream.clock()
         return VideoFacts(
-            fps=stream.fps if stream.fps > 0 else None,
-            frames=frames,
-            width=stream.width,
-            height=stream.height,
+            fps=stream.fps,
+            frames=clock.count,
+            width=stream.shown_size[0],
+            height=stream.shown_size[1],
             duration=info.duration,
+            clock=clock,
+            rotation=stream.rotation,
+            timecode=info.timecode,
         )
+
+    def _timecode_origin(self) -> tuple[str, Fraction] | None:
+        """(label, seconds) of the timecode SMPTE times count from (`timecode_start`), or None."""
+        wanted = self.manifest.timecode_start
+        if wanted is None or self.video is None or self.video.fps is None:
+            return None
+        label = wanted.strip()
+        if label == TIMECODE_FROM_SOURCE:
+            if self.video.timecode is None:
+                self.problems.append(
+                    self.loaded.problem(
+                        ("timecode_start",),
+                        f"timecode_start is `source`, but video {self.video_ref} has no start timecode "
+                        "(no tmcd track and no timecode tag)",
+                        'give the start yourself, e.g. timecode_start: "01:00:00:00", or remove timecode_start',
+                    )
+                )
+                return None
+            label = self.video.timecode
+        try:
+            return label, smpte_to_seconds(label, self.video.fps)
+        except TimeFormatError as exc:
+            where = "the video's own timecode " if wanted.strip() == TIMECODE_FROM_SOURCE else ""
+            self.problems.append(self.loaded.problem(("timecode_start",), f"{where}{exc}", exc.fix))
+            return None
 
     def audio_info(self, ref: str) -> tuple[MediaInfo | None, str | None, str | None]:
         """(info, message, fix): the info of an audio file, or why it cannot be used."""
@@ -175,3 +228,10 @@ class PlanContext:
     def video_is_vfr(self) -> bool:
         info = self.media.get(self.video_ref)
         return bool(info and info.video and info.video.variable_frame_rate)
+
+    def source_timecode_unused(self) -> str | None:
+        """The source's start timecode when it is not 00:00:00:00 and the manifest does not count from it."""
+        code = self.video.timecode if self.video is not None else None
+        if code is None or self.manifest.timecode_start is not None:
+            return None
+        return None if set(code.replace(":", "").replace(";", "").replace(".", "")) <= {"0"} else code

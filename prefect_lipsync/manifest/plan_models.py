@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prefect_lipsync.media.audio_ops import AudioOp
 from prefect_lipsync.runware.models import Sync3Request
+from prefect_lipsync.runware.uploads import local_path
 
 #: USD per output second, an ESTIMATE only: Runware publishes no price for sync-3 yet.
 DEFAULT_PRICE_PER_SECOND = 0.13
@@ -32,6 +33,27 @@ class PlannedAudioOp(BaseModel):
     line_ids: list[str] = Field(description="The script lines this audio carries.")
 
 
+class FinalMix(BaseModel):
+    """The delivered video's audio: the service's dub, where it plays, over the music-and-effects stem."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stem: str = Field(
+        description="The stem's file, resolved: a local path or URL (the source video for a stream of it)."
+    )
+    stream: int | None = Field(
+        default=None,
+        description="The stem's stream index in `stem` (ffprobe's Stream #0:N); None: its first audio stream.",
+    )
+    layout: str = Field(description="The delivered audio's channel layout, the video's: stereo, 5.1, ...")
+    channels: int = Field(gt=0, description="Channels of that layout.")
+    sample_rate: int = Field(gt=0, description="The delivered audio's sample rate (the video's).")
+    dub_windows: list[tuple[float, float]] = Field(
+        description="Where the dub plays (seconds of the video): each segment, or the whole video for a "
+        "dub track or TTS. Outside them, the stem plays alone."
+    )
+
+
 class PlannedJob(BaseModel):
     """One language's sync-3 request and what the planner had to do to make it."""
 
@@ -45,12 +67,25 @@ class PlannedJob(BaseModel):
         default_factory=list, description="The script line ids of each segment, in segment order."
     )
     output_name: str = Field(description="File name for this language's output video.")
+    run_name: str | None = Field(
+        default=None, description="The name of the manifest's run: its outputs' folder and artifact keys."
+    )
     video_duration: float = Field(description="Seconds of output video (what is billed).")
     face_box: tuple[int, int, int, int] | None = Field(
         default=None,
         description="The face box [x1, y1, x2, y2] the quality checks use: the job's speaker's box, else the "
         "manifest's only speaker box, else None.",
     )
+    final_mix: FinalMix | None = Field(
+        default=None,
+        description="With a music_and_effects stem: how the delivered audio is mixed after the checks.",
+    )
+
+    @property
+    def source(self) -> str:
+        """The source video: a local path, or the `s3://` / `https://` reference as planned."""
+        video = str(self.request.to_wire().get("inputs", {}).get("video", ""))
+        return str(local_path(video)) if video.startswith("file://") else video
 
     def summary(self) -> dict[str, Any]:
         """The JSON shape `prefect-lipsync plan --json` prints for one job."""
@@ -65,6 +100,7 @@ class PlannedJob(BaseModel):
             "output_name": self.output_name,
             "video_duration": self.video_duration,
             "face_box": list(self.face_box) if self.face_box is not None else None,
+            "final_mix": self.final_mix.model_dump(mode="json") if self.final_mix is not None else None,
         }
 
 

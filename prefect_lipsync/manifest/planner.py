@@ -10,7 +10,8 @@ This module puts a language's request together; the thinking lives in one module
 - `timeline`: clamp, overlaps, merges, fitting audio to slots, frames;
 - `segments`: a slot as a sync-3 segment (and the audio op it may need);
 - `speaker_targets`: which face moves (point, box, per-frame box track, auto) and the face box;
-- `output_names`: the output file names.
+- `output_names`: the output file names;
+- `final_mix`: the music-and-effects stem the delivered audio is mixed over, and the layout.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect_lipsync.manifest.errors import ManifestError
+from prefect_lipsync.manifest.final_mix import final_mix_of, plan_stem, source_audio_warning
 from prefect_lipsync.manifest.loader import LoadedManifest
 from prefect_lipsync.manifest.output_names import output_name, output_stem
 from prefect_lipsync.manifest.plan_context import (
@@ -139,8 +141,17 @@ def _plan_language(ctx: PlanContext, job: JobDraft) -> PlannedJob | None:
         settings["activeSpeakerDetection"] = detection
     if ctx.video is None or len(ctx.problems) > before:
         return None
-    if ctx.video.fps is not None and ctx.video.end is not None and ctx.video_is_vfr():
-        job.warnings.append("the video has a variable frame rate: frame times use its nominal rate")
+    clock = ctx.video.clock
+    if clock is not None and clock.variable and ctx.video_is_vfr():
+        job.warnings.append(
+            f"the video has a variable frame rate ({clock.count} frames over {seconds_text(clock.end)}, nominally "
+            f"{float(clock.nominal):.5g} fps): its length and segment times come from its frames' timestamps"
+        )
+    elif ctx.video_is_vfr():
+        job.warnings.append(
+            "the video has a variable frame rate but its frames' timestamps could not be read: frame times use "
+            "its nominal rate"
+        )
     try:
         request = Sync3Request.model_validate(payload)
     except Sync3ValidationError as exc:
@@ -200,12 +211,20 @@ def plan_manifest(
         number_results,
         request_options,
     )
+    # The delivered audio: the stem each dub is mixed over, or what the output will have without one.
+    stem = plan_stem(ctx)
+    audio_note = source_audio_warning(ctx) if ctx.manifest.music_and_effects is None else None
     jobs: list[PlannedJob] = []
     for code, spec in ctx.manifest.languages.items():
         if code in loaded.broken:
             continue
         planned = _plan_language(ctx, JobDraft(code=code, spec=spec))
         if planned is not None:
+            if stem is not None:
+                planned.final_mix = final_mix_of(stem, planned.request, planned.video_duration)
+                planned.warnings.extend(stem.warnings)
+            if audio_note is not None:
+                planned.warnings.append(audio_note)
             jobs.append(planned)
     if ctx.problems:
         raise ManifestError(ctx.problems)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from prefect_lipsync.manifest.timecode import TimeFormatError, check_time_syntax
+from prefect_lipsync.manifest.timecode import TimeFormatError, check_time_syntax, is_smpte
 
 SyncMode = Literal["bounce", "cut_off", "silence", "remap"]
 TEMPLATE_FIELDS = ("index", "id", "speaker")
@@ -279,6 +279,14 @@ class LanguageSpec(_Strict):
         return "speech" if self.speech is not None else "audio"
 
 
+class AudioStreamRef(_Strict):
+    """An audio stream of the source video, by the index ffprobe gives it (`Stream #0:N`)."""
+
+    stream: int = Field(
+        ge=0, description="The stream's index in the video, as ffprobe numbers streams (Stream #0:N)."
+    )
+
+
 class Manifest(_Strict):
     """A source video and, per language, the dubbed speech to lip-sync it to."""
 
@@ -287,6 +295,12 @@ class Manifest(_Strict):
         min_length=1, description="The source video: a path (relative to the manifest) or URL."
     )
     name: str | None = Field(default=None, description="A name used in output file names.")
+    timecode_start: str | None = Field(
+        default=None,
+        description='Where SMPTE times ("HH:MM:SS:FF") count from: `source` (the video\'s own start timecode, '
+        'from its tmcd track or timecode tag) or a timecode such as "01:00:00:00". Without it they count from '
+        "the video's first frame. Times in seconds always count from the first frame.",
+    )
     defaults: Defaults = Field(default_factory=Defaults, description="Planning settings for every language.")
     speakers: dict[str, SpeakerTarget] | None = Field(
         default=None,
@@ -295,11 +309,63 @@ class Manifest(_Strict):
     languages: dict[str, LanguageSpec] = Field(
         min_length=1, description="One output video per language: language code -> its speech."
     )
+    music_and_effects: str | AudioStreamRef | None = Field(
+        default=None,
+        description="The music-and-effects stem each language's dub is mixed over in the delivered video, at the "
+        "video's channel layout: a file (path relative to the manifest, or URL), or {stream: N}, an audio stream "
+        "of the video. Without it the output's audio is what the service returns.",
+    )
+
+    @field_validator("music_and_effects", mode="before")
+    @classmethod
+    def _stem_shape(cls, value: Any) -> Any:
+        # One clear problem for each wrong shape, instead of one per member of the union.
+        forms = "give a file (music_and_effects: me.wav) or an audio stream of the video (music_and_effects: {stream: 2})"
+        if value is None or isinstance(value, AudioStreamRef):
+            return value
+        if isinstance(value, str):
+            if not value.strip():
+                raise custom_error("music_and_effects is empty", f"{forms}, or remove it")
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise custom_error(
+                f"music_and_effects: {value} is a bare number",
+                f"write music_and_effects: {{stream: {value}}} for an audio stream of the video",
+            )
+        if isinstance(value, dict):
+            other = [str(k) for k in value if k != "stream"]
+            stream = value.get("stream")
+            if other:
+                raise custom_error(
+                    f"music_and_effects takes only `stream` in a mapping (unknown key {', '.join(other)})",
+                    forms,
+                )
+            if isinstance(stream, bool) or not isinstance(stream, int) or stream < 0:
+                raise custom_error(
+                    f"music_and_effects: stream must be a stream index (0, 1, 2, ...), got {stream!r}",
+                    "give the index ffprobe shows for the stem (Stream #0:N), e.g. {stream: 2}",
+                )
+            return value
+        raise custom_error(f"music_and_effects cannot be a {type(value).__name__}", forms)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         return _safe(value, "name")
+
+    @field_validator("timecode_start", mode="before")
+    @classmethod
+    def _timecode_start(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, str) or not (value.strip() == "source" or is_smpte(value)):
+            raise custom_error(
+                f"timecode_start must be `source` or a SMPTE timecode, got {value!r}",
+                'write timecode_start: source (the video\'s own timecode) or timecode_start: "01:00:00:00"',
+            )
+        if value.strip() != "source":
+            _time(value)  # a label that cannot exist (a dropped drop-frame label) is refused here
+        return value.strip()
 
     @field_validator("speakers")
     @classmethod

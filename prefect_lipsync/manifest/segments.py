@@ -6,10 +6,9 @@ content hash); the segment then names the op's output file, and the job lists th
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
-from prefect_lipsync.manifest.frames import grid_float, grid_floor, grid_round
+from prefect_lipsync.manifest.frames import grid_float
 from prefect_lipsync.manifest.plan_context import JobDraft, PlanContext, media_uri
 from prefect_lipsync.manifest.plan_models import PlannedAudioOp
 from prefect_lipsync.manifest.slots import Slot
@@ -19,10 +18,9 @@ from prefect_lipsync.media.audio_ops import output_name as op_output_name
 
 def segment_of(ctx: PlanContext, job: JobDraft, slot: Slot) -> dict[str, Any]:
     """The sync-3 segment of a slot; a slot played faster gets a planned audio op (once per output)."""
+    a_start, a_end = slot.crop_on_grid()
     if slot.tempo is None:
         audio_uri = media_uri(slot.audio_ref)
-        a_start = grid_round(slot.a_start)
-        a_end = min(grid_round(slot.a_end), grid_floor(slot.audio_duration))
     else:
         op = AudioOp(
             source=slot.audio_ref,
@@ -40,10 +38,6 @@ def segment_of(ctx: PlanContext, job: JobDraft, slot: Slot) -> dict[str, Any]:
                     op=op, content_key=key, output_path=str(path), output_uri=audio_uri, line_ids=slot.ids
                 )
             )
-        a_start = Fraction(0)
-        a_end = grid_floor(slot.played)
-    if a_end <= a_start:  # a crop under 0.01 s: send the smallest one the grid allows
-        a_end = a_start + Fraction(1, 100)
     return {
         "startTime": grid_float(slot.start),
         "endTime": grid_float(slot.end),

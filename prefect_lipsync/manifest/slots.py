@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from prefect_lipsync.manifest.frames import grid_floor, grid_round
 from prefect_lipsync.manifest.loader import PlanLine
 from prefect_lipsync.manifest.plan_context import PlanContext, seconds_text
 from prefect_lipsync.manifest.timecode import TimeFormatError, is_smpte, parse_time
@@ -46,6 +47,18 @@ class Slot:
         span = self.a_end - self.a_start
         return span / self.tempo if self.tempo else span
 
+    def crop_on_grid(self) -> tuple[Fraction, Fraction]:
+        """The audio crop its segment sends (audioStartTime, audioEndTime) on the 0.01 s grid.
+
+        A sped-up slot plays a rendered file from its start; a crop under 0.01 s is widened to one step.
+        """
+        if self.tempo is None:
+            a_start = grid_round(self.a_start)
+            a_end = min(grid_round(self.a_end), grid_floor(self.audio_duration))
+        else:
+            a_start, a_end = Fraction(0), grid_floor(self.played)
+        return a_start, max(a_end, a_start + Fraction(1, 100))
+
 
 def _time(
     ctx: PlanContext, pl: PlanLine, name: str, value: object, *, audio: bool = False
@@ -57,7 +70,17 @@ def _time(
                 f"{name} {value!r} is a SMPTE timecode, but an audio file has no frames",
                 "give the time in the audio file in seconds or HH:MM:SS.mmm",
             )
-        return parse_time(value, fps)
+        seconds = parse_time(value, fps)
+        origin = ctx.timecode_origin
+        if origin is None or audio or not is_smpte(value):
+            return seconds
+        label, at = origin
+        if seconds < at:
+            raise TimeFormatError(
+                f"{name} {value!r} is before the start timecode {label} (timecode_start)",
+                f"give a timecode at or after {label}, or correct timecode_start",
+            )
+        return seconds - at
     except TimeFormatError as exc:
         message = str(exc)
         if ctx.video is None and is_smpte(value):

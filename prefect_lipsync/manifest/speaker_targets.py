@@ -4,11 +4,13 @@ With no `speakers` in the manifest, sync-3 detects the active speaker. One speak
 its own target (a point, a box repeated on every frame, or auto). Lines of several speakers in
 one job need a box for each, laid out as a per-frame track (sync-3 takes one point, or boxes per
 frame). `face_box_for` is the box the quality checks compare outside of, for one job.
+
+Points and boxes are on the picture as people see it: a phone video stored 1920x1080 with a 90 degree
+display matrix is 1080x1920 here, as ffmpeg decodes it and as the checks compare it.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from prefect_lipsync.manifest.errors import ManifestProblem
@@ -37,7 +39,7 @@ def _int_box(box: list[float]) -> Box:
 def _target_problem(ctx: PlanContext, name: str, target: SpeakerTarget) -> ManifestProblem | None:
     """Why a speaker's point or box does not fit the video, or None."""
     video = ctx.video
-    if video is None:
+    if video is None or name in ctx.loaded.broken_speakers:
         return None
     if target.point is not None:
         p = target.point
@@ -46,7 +48,7 @@ def _target_problem(ctx: PlanContext, name: str, target: SpeakerTarget) -> Manif
                 ctx,
                 name,
                 "point",
-                f"point ({p.x:g}, {p.y:g}) is outside the {video.width}x{video.height} video",
+                f"point ({p.x:g}, {p.y:g}) is outside the {video.size_text}",
                 f"give x in 0-{video.width} and y in 0-{video.height}",
             )
         if video.frames is not None and p.frame >= video.frames:
@@ -64,7 +66,7 @@ def _target_problem(ctx: PlanContext, name: str, target: SpeakerTarget) -> Manif
                 ctx,
                 name,
                 "box",
-                f"box {target.box} reaches outside the {video.width}x{video.height} video",
+                f"box {target.box} reaches outside the {video.size_text}",
                 f"keep x2 <= {video.width} and y2 <= {video.height}",
             )
     return None
@@ -119,7 +121,9 @@ def detection_for_slots(ctx: PlanContext, job: JobDraft, slots: list[Slot]) -> d
     targets = {name: speakers[name] for name in used}
     if all(t.kind == "auto" for t in targets.values()):
         return {"autoDetect": True}
-    not_boxes = [name for name, t in targets.items() if t.box is None]
+    not_boxes = [
+        name for name, t in targets.items() if t.box is None and name not in ctx.loaded.broken_speakers
+    ]
     if not_boxes:
         ctx.problems.append(
             ctx.loaded.problem(
@@ -133,17 +137,18 @@ def detection_for_slots(ctx: PlanContext, job: JobDraft, slots: list[Slot]) -> d
         )
         return None
     bad = [p for p in (_target_problem(ctx, n, t) for n, t in targets.items()) if p is not None]
-    if bad:
+    if bad or any(name in ctx.loaded.broken_speakers for name in targets):
         ctx.problems.extend(bad)
         return None
-    assert ctx.video is not None and ctx.video.fps is not None
-    fps, frames = ctx.video.fps, ctx.video.frames or 0
+    assert ctx.video is not None and ctx.video.clock is not None
+    clock = ctx.video.clock  # frame k of the track is the k-th frame decoded (its timestamp when VFR)
+    frames = clock.count
     track: list[list[float] | None] = [None] * frames
     for slot in slots:
         assert slot.speaker is not None
         box = list(speakers[slot.speaker].box or [])
-        first = math.floor(slot.start * fps)
-        last = min(math.floor(slot.end * fps), frames)
+        first = clock.shown_at(slot.start)
+        last = frames if slot.end >= clock.end else clock.shown_at(slot.end)
         for k in range(first, last):
             track[k] = box
     return {"boundingBoxes": track}

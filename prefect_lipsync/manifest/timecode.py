@@ -94,7 +94,23 @@ def _smpte_parts(text: str) -> tuple[int, int, int, int, bool]:
     h, m, s, f = (int(match[k]) for k in ("h", "m", "s", "f"))
     if m >= 60 or s >= 60:
         raise TimeFormatError(f"{text!r}: minutes and seconds must be below 60", 'write "HH:MM:SS:FF"')
-    return h, m, s, f, match["sep"] == ";"
+    drop = match["sep"] == ";"
+    if drop:
+        _check_drop_label(
+            text, m, s, f, 2
+        )  # at 29.97 and at 59.94 (where 4 are dropped: see smpte_to_seconds)
+    return h, m, s, f, drop
+
+
+def _check_drop_label(text: str, m: int, s: int, f: int, dropped: int) -> None:
+    """Drop-frame timecode skips the labels ;00 to ;(dropped-1) at the start of every minute but each tenth."""
+    if s == 0 and m % 10 != 0 and f < dropped:
+        first = f"{text[: -len(text.split(';')[-1])]}{dropped:02d}"
+        raise TimeFormatError(
+            f"{text!r} does not exist in drop-frame timecode: at the start of each minute that is not a "
+            f"multiple of ten the labels ;00 to ;{dropped - 1:02d} are skipped",
+            f"use {first!r}, the first frame of that minute (or ':' for non-drop-frame timecode)",
+        )
 
 
 def smpte_to_seconds(text: str, fps: Fraction | None) -> Fraction:
@@ -124,6 +140,7 @@ def smpte_to_seconds(text: str, fps: Fraction | None) -> Fraction:
                 "write the frame part after ':' (non-drop-frame)",
             )
         dropped = 2 * nominal // 30
+        _check_drop_label(text, m, s, f, dropped)
         frame -= dropped * (total_minutes - total_minutes // 10)
     return Fraction(frame) / fps
 

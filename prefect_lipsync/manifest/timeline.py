@@ -6,6 +6,9 @@ TRIM_FRAMES (trim smaller ones); merge close neighbours of one speaker and one a
 their audio is contiguous; fit each audio to its slot (shrink the slot, extend it into the
 following gap, speed the audio up to `max_tempo`, or truncate with a warning); widen or drop
 slots shorter than `min_segment`; snap to frames and the 0.01 s grid.
+
+The video's end and its frames' times come from the stream's timestamps (`VideoFacts.clock`), so a
+clip with dropped frames or a changing rate is planned on its true length.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from prefect_lipsync.manifest.frames import frame_at, frame_start_on_grid, grid_floor
+from prefect_lipsync.manifest.frames import GRID, boundary_on_grid, grid_floor
 from prefect_lipsync.manifest.loader import is_url
 from prefect_lipsync.manifest.plan_context import JobDraft, PlanContext, seconds_text
 from prefect_lipsync.manifest.slots import Slot, slot_of
+from prefect_lipsync.media.frame_clock import FrameClock
 
 #: Two speakers may overlap by this many frames; the earlier line is trimmed.
 TRIM_FRAMES = 2
@@ -29,12 +33,28 @@ def plan_timeline(ctx: PlanContext, job: JobDraft) -> list[Slot] | None:
     lines = ctx.loaded.lines.get(job.code, [])
     slots = [s for s in (slot_of(ctx, pl) for pl in lines) if s is not None]
     video = ctx.video
-    if video is None or video.fps is None or video.end is None:
+    if video is None or video.fps is None or video.clock is None:
         return None  # problems are reported; with no frame rate nothing more can be checked
     complete = len(slots) == len(lines)  # else problems are reported: check the rest all the same
-    fps, video_end = video.fps, video.end
+    fps, clock, video_end = video.fps, video.clock, video.clock.end
+    unused_timecode = ctx.source_timecode_unused()
     kept: list[Slot] = []
     for slot in slots:
+        if slot.start >= video_end and unused_timecode is not None:
+            # Most likely a script timed in the source's own timecode: refuse it rather than drop every line.
+            pl = slot.lines[0]
+            ctx.problems.append(
+                ctx.loaded.line_problem(
+                    pl,
+                    "start",
+                    f"start {pl.line.start!r} ({seconds_text(slot.start)}) is after the video's end "
+                    f"({seconds_text(video_end)}); the video's own timecode starts at {unused_timecode}",
+                    "add `timecode_start: source` at the top of the manifest to count SMPTE times from the "
+                    f"video's timecode ({unused_timecode}), or give times from the video's first frame",
+                )
+            )
+            complete = False
+            continue
         if slot.start >= video_end:
             job.drop(
                 slot,
@@ -54,7 +74,7 @@ def plan_timeline(ctx: PlanContext, job: JobDraft) -> list[Slot] | None:
     merged = merge_neighbours(kept, Fraction(repr(defaults.merge_gap)), Fraction(repr(defaults.min_segment)))
     fit_audio(job, merged, video_end, Fraction(repr(defaults.max_tempo)))
     widened = widen_or_drop_short(job, merged, video_end, Fraction(repr(defaults.min_segment)))
-    return snap_to_frames(job, widened, fps, video.frames or 0)
+    return snap_to_frames(job, widened, clock)
 
 
 def resolve_overlaps(ctx: PlanContext, job: JobDraft, slots: list[Slot], fps: Fraction) -> bool:
@@ -188,21 +208,38 @@ def widen_or_drop_short(
     return out
 
 
-def snap_to_frames(job: JobDraft, slots: list[Slot], fps: Fraction, frames: int) -> list[Slot]:
-    """Snap every slot to frames and the 0.01 s grid, keeping the order and the gaps."""
-    starts = [min(frame_at(s.start, fps), frames) for s in slots]
+def _first_end_after_audio(slot: Slot, start: Fraction, clock: FrameClock) -> int:
+    """The first boundary whose grid time is at or after where the slot's audio ends, started at `start`."""
+    a_start, a_end = slot.crop_on_grid()
+    needed = start + a_end - a_start  # on the 0.01 s grid, as start and the crop are
+    k = clock.boundary_at_or_after(needed - GRID)
+    while k < clock.count and boundary_on_grid(k, clock) < needed:
+        k += 1
+    return k
+
+
+def snap_to_frames(job: JobDraft, slots: list[Slot], clock: FrameClock) -> list[Slot]:
+    """Snap every slot to frames and the 0.01 s grid, keeping the order.
+
+    A start goes to its nearest frame. An end goes to its nearest frame, or later: to the first frame
+    at or after where the slot's audio ends once its start is snapped, as far as the next slot (or the
+    video's end) allows, so rounding never cuts the dub's tail.
+    """
+    frames = clock.count
+    starts = [clock.nearest_boundary(s.start) for s in slots]
     out: list[Slot] = []
     for i, slot in enumerate(slots):
         k_start = starts[i]
-        k_end = min(frame_at(slot.end, fps), frames)
         limit = starts[i + 1] if i + 1 < len(slots) else frames
+        start = boundary_on_grid(k_start, clock)
+        k_end = min(max(clock.nearest_boundary(slot.end), _first_end_after_audio(slot, start, clock)), limit)
         if k_end <= k_start:
             if k_start + 1 > limit:
                 job.drop(slot, f"shorter than one frame at {seconds_text(slot.start)} once snapped to frames")
                 continue
             k_end = k_start + 1
-        slot.start = frame_start_on_grid(k_start, fps)
-        # The video's last frame ends at frames/fps; a grid step past it would fall outside the video.
-        slot.end = frame_start_on_grid(k_end, fps) if k_end < frames else grid_floor(Fraction(frames) / fps)
+        slot.start = start
+        # The video's last frame ends at clock.end; a grid step past it would fall outside the video.
+        slot.end = boundary_on_grid(k_end, clock) if k_end < frames else grid_floor(clock.end)
         out.append(slot)
     return out

@@ -25,26 +25,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prefect_lipsync.files import write_text_atomic
+from prefect_lipsync.files import default_cache_dir, write_text_atomic
 from prefect_lipsync.media.info import MediaInfo
 
 logger = logging.getLogger(__name__)
 
-CACHE_DIR_ENV = "PREFECT_LIPSYNC_CACHE_DIR"
 CACHE_FILE_NAME = "probe.json"
-FORMAT_VERSION = 1
+#: 3: MediaInfo gained frame timestamps, rotation, displayed size and the start timecode (2), and
+#: audio streams their channel layout; an older file is read as empty, so no entry of an old shape is
+#: taken for the new one.
+FORMAT_VERSION = 3
 DEFAULT_MAX_ENTRIES = 50_000
 LOCK_WAIT_S = 2.0
-
-
-def default_cache_dir() -> Path:
-    """`$PREFECT_LIPSYNC_CACHE_DIR`, else `$XDG_CACHE_HOME/prefect-lipsync`, else `~/.cache/prefect-lipsync`."""
-    explicit = os.environ.get(CACHE_DIR_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "prefect-lipsync"
 
 
 def default_cache_path() -> Path:

@@ -17,7 +17,7 @@ from prefect_lipsync.media.probe import DEFAULT_CACHE, DEFAULT_PROBE_TIMEOUT_S, 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "probe",
-        help="show duration, frame rate, frames and audio streams of media files",
+        help="show duration, frame rate, frames, rotation, timecode and audio streams of media files",
         description="Probe media files with ffprobe (cached by path, size and mtime) and print what they hold.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="media files or http(s) URLs")
@@ -41,22 +41,27 @@ def format_fps(fps: Fraction) -> str:
 def table_row(info: MediaInfo) -> list[str]:
     video = info.video
     audio = "; ".join(f"{a.codec} {a.sample_rate} Hz {a.channels} ch" for a in info.audio) or "-"
+    timecode = info.timecode or "-"
     if video is None:
-        return [info.path, f"{info.duration:.3f}", "-", "-", "-", audio]
+        return [info.path, f"{info.duration:.3f}", "-", "-", "-", "-", timecode, audio]
     geometry = f"{video.codec} {video.width}x{video.height}@{format_fps(video.fps)}"
     frames = "?" if video.frame_count is None else str(video.frame_count)
+    shown_w, shown_h = video.shown_size
+    shown = f"{shown_w}x{shown_h} (rotated {video.rotation})" if video.rotation else "-"
     return [
         info.path,
         f"{info.duration:.3f}",
         geometry,
         frames,
         "yes" if video.variable_frame_rate else "no",
+        shown,
+        timecode,
         audio,
     ]
 
 
 def format_table(infos: Sequence[MediaInfo]) -> str:
-    header = ["FILE", "DURATION S", "VIDEO", "FRAMES", "VFR", "AUDIO"]
+    header = ["FILE", "DURATION S", "VIDEO", "FRAMES", "VFR", "SHOWN AS", "TIMECODE", "AUDIO"]
     rows = [header, *(table_row(i) for i in infos)]
     widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
     return "\n".join(

@@ -18,12 +18,17 @@ from typing import Any, Literal, overload
 
 from prefect_lipsync.media.cache import FileKey, ProbeCache, default_probe_cache
 from prefect_lipsync.media.errors import FFmpegFailed, MediaError
-from prefect_lipsync.media.ffmpeg_runner import run_ffprobe_json
-from prefect_lipsync.media.info import AudioStream, MediaInfo, VideoStream
+from prefect_lipsync.media.ffmpeg_runner import run_ffprobe_json, run_process
+from prefect_lipsync.media.info import AudioStream, FrameTimes, MediaInfo, VideoStream
 
 DEFAULT_PROBE_TIMEOUT_S = 30.0
 # When a stream's length is unknown, r_frame_rate and avg_frame_rate may differ by this share.
 VFR_RELATIVE_TOLERANCE = 0.001
+#: Reading a variable-rate stream's packet timestamps reads the whole file: it gets this much time at least.
+TIMESTAMPS_MIN_TIMEOUT_S = 300.0
+#: Frames whose spacing differs from the usual one by more than this share make a variable frame rate.
+VFR_SPACING_TOLERANCE = Fraction(1, 10)
+_SMPTE_TAG_RE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2,3}$")
 _URL_RE = re.compile(r"^https?://", re.IGNORECASE)
 
 
@@ -118,6 +123,103 @@ def is_variable_frame_rate(fps: Fraction, avg_fps: Fraction | None, duration: fl
     return abs(float(fps - avg_fps)) > VFR_RELATIVE_TOLERANCE * float(fps)
 
 
+def display_rotation(stream: Mapping[str, Any]) -> tuple[int, list[int] | None]:
+    """(degrees, matrix): how the display matrix turns the stored picture, as ffprobe reports it.
+
+    ffprobe gives the matrix in the stream's side data (with its `rotation`); files written by
+    older tools carry a `rotate` tag instead. Degrees are normalised to 0, 90, 180 or 270.
+    """
+    matrix: list[int] | None = None
+    degrees: float | None = None
+    for side in stream.get("side_data_list") or []:
+        if not isinstance(side, Mapping) or "matrix" not in str(side.get("side_data_type", "")).lower():
+            continue
+        text = side.get("displaymatrix")
+        if isinstance(text, str):
+            numbers = [int(n) for row in text.strip().splitlines() for n in row.split(":", 1)[-1].split()]
+            matrix = numbers if len(numbers) == 9 else None
+        value = side.get("rotation")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            degrees = float(value)
+    if degrees is None:
+        tag = (stream.get("tags") or {}).get("rotate")
+        degrees = _float(tag) if isinstance(tag, str) else None
+    if degrees is None or degrees != degrees:  # none, or NaN
+        return 0, matrix
+    return round(degrees / 90) * 90 % 360, matrix
+
+
+def source_timecode(data: Mapping[str, Any]) -> str | None:
+    """The start timecode of a file: its tmcd track's, else the video stream's, else the container's tag."""
+    streams = [s for s in data.get("streams") or [] if isinstance(s, Mapping)]
+    ordered = sorted(streams, key=lambda s: 0 if s.get("codec_tag_string") == "tmcd" else 1)
+    tag_sets = [s.get("tags") or {} for s in ordered] + [(data.get("format") or {}).get("tags") or {}]
+    for tags in tag_sets:
+        for name, value in tags.items():
+            if name.lower() == "timecode" and isinstance(value, str) and _SMPTE_TAG_RE.match(value.strip()):
+                return value.strip()
+    return None
+
+
+def needs_frame_times(video: VideoStream) -> bool:
+    """Whether the header leaves frame times in doubt: the rates disagree, or the frame count does not
+    fill the stream's length at its nominal rate (dropped frames)."""
+    if video.variable_frame_rate:
+        return True
+    if video.frame_count is None or not video.duration:
+        return False
+    return abs(video.frame_count - video.duration * float(video.fps)) > 1.0
+
+
+def frame_times_from_packets(rows: Iterable[Mapping[str, str]], time_base: Fraction) -> FrameTimes | None:
+    """Each frame's start from the packets' pts (dts when pts is missing); None when a packet has neither.
+
+    The last frame lasts its own duration, or as long as the one before it when none is given.
+    """
+    starts: list[int] = []
+    ends: list[int] = []
+    for row in rows:
+        stamp = row.get("pts", "N/A")
+        stamp = stamp if stamp.lstrip("-").isdigit() else row.get("dts", "N/A")
+        if not stamp.lstrip("-").isdigit():
+            return None
+        starts.append(int(stamp))
+        length = row.get("duration", "")
+        if length.isdigit() and int(length) > 0:
+            ends.append(int(stamp) + int(length))
+    if not starts:
+        return None
+    starts.sort()
+    first = starts[0]
+    end = max([*ends, starts[-1]])
+    if len(starts) > 1 and end <= starts[-1]:
+        end = starts[-1] + (starts[-1] - starts[-2])
+    return FrameTimes(time_base=time_base, pts=[p - first for p in starts], end=end - first)
+
+
+def is_uneven(times: FrameTimes) -> bool:
+    """Frames come at more than one spacing (beyond VFR_SPACING_TOLERANCE of the usual one)."""
+    steps = sorted(b - a for a, b in zip(times.pts, times.pts[1:], strict=False) if b > a)
+    if len(steps) < 2:
+        return False
+    usual = steps[len(steps) // 2]
+    return any(abs(step - usual) > usual * VFR_SPACING_TOLERANCE for step in steps)
+
+
+def with_frame_times(video: VideoStream, times: FrameTimes | None) -> VideoStream:
+    """`video` with its frames counted and timed from their timestamps (unchanged without them)."""
+    if times is None:
+        return video
+    return video.model_copy(
+        update={
+            "frame_times": times,
+            "frame_count": len(times.pts),
+            "duration": float(times.end * times.time_base),
+            "variable_frame_rate": is_uneven(times),
+        }
+    )
+
+
 def _video_stream(path: str, stream: Mapping[str, Any], container_duration: float | None) -> VideoStream:
     fps = _fraction(stream.get("r_frame_rate"))
     avg_fps = _fraction(stream.get("avg_frame_rate"))
@@ -138,16 +240,23 @@ def _video_stream(path: str, stream: Mapping[str, Any], container_duration: floa
         frame_count = round(length * rate)
     else:
         frame_count = None
+    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+    rotation, matrix = display_rotation(stream)
+    shown = (height, width) if rotation % 180 == 90 else (width, height)
     return VideoStream(
         index=int(stream.get("index", 0)),
         codec=str(stream.get("codec_name") or "unknown"),
-        width=int(stream.get("width") or 0),
-        height=int(stream.get("height") or 0),
+        width=width,
+        height=height,
         fps=fps,
         avg_fps=avg_fps,
         frame_count=frame_count,
         duration=duration,
         variable_frame_rate=vfr,
+        rotation=rotation,
+        display_matrix=matrix,
+        display_width=shown[0],
+        display_height=shown[1],
     )
 
 
@@ -157,6 +266,7 @@ def _audio_stream(stream: Mapping[str, Any]) -> AudioStream:
         codec=str(stream.get("codec_name") or "unknown"),
         sample_rate=int(_float(stream.get("sample_rate")) or 0),
         channels=int(stream.get("channels") or 0),
+        channel_layout=str(stream.get("channel_layout") or "") or None,
         duration=_stream_duration(stream),
     )
 
@@ -184,9 +294,17 @@ def media_info_from_ffprobe(
         duration=duration,
         size_bytes=int(size) if size is not None else size_bytes,
         format_name=str(fmt.get("format_name") or ""),
+        timecode=source_timecode(data),
         video=_video_stream(path, videos[0], duration or None) if videos else None,
         audio=[_audio_stream(s) for s in audios],
     )
+
+
+def _video_time_base(data: Mapping[str, Any], index: int) -> Fraction | None:
+    for stream in data.get("streams") or []:
+        if isinstance(stream, Mapping) and stream.get("index") == index:
+            return _fraction(stream.get("time_base"))
+    return None
 
 
 # ---- the I/O part ---------------------------------------------------------------------------------
@@ -204,6 +322,19 @@ def _check_local(path: str | Path) -> None:
         raise NotAFile(path, "is not a regular file")
 
 
+def read_frame_times(path: str, index: int, time_base: Fraction, timeout: float) -> FrameTimes | None:
+    """The timestamps of every packet of stream `index` (no decoding, but the whole file is read)."""
+    argv = ["ffprobe", "-v", "error", "-select_streams", str(index)]
+    argv += ["-show_entries", "packet=pts,dts,duration", "-of", "compact=p=0", path]
+    done = run_process(argv, timeout=max(timeout, TIMESTAMPS_MIN_TIMEOUT_S), path=path)
+    rows = (
+        dict(field.split("=", 1) for field in line.split("|") if "=" in field)
+        for line in done.stdout.decode("ascii", "replace").splitlines()
+        if line.strip()
+    )
+    return frame_times_from_packets(rows, time_base)
+
+
 def _probe_uncached(path: str, timeout: float) -> MediaInfo:
     try:
         data = run_ffprobe_json(path, timeout=timeout)
@@ -213,7 +344,21 @@ def _probe_uncached(path: str, timeout: float) -> MediaInfo:
         reason = last.split(": ", 1)[1] if last.startswith(f"{path}: ") else last
         detail = f" ({reason})" if reason else ""
         raise NotMediaFile(path, f"not a media file ffprobe can read{detail}", exc.stderr_tail) from exc
-    return media_info_from_ffprobe(path, data)
+    info = media_info_from_ffprobe(path, data)
+    if info.video is not None:
+        info = info.model_copy(update={"video": timed(path, data, info.video, timeout)})
+    return info
+
+
+def timed(path: str, data: Mapping[str, Any], video: VideoStream, timeout: float) -> VideoStream:
+    """`video` (from ffprobe's `data` of `path`) with its frames' timestamps, when its header leaves
+    them in doubt: then its frame count, length and frame times come from them."""
+    if not needs_frame_times(video):
+        return video
+    time_base = _video_time_base(data, video.index)
+    if time_base is None:
+        return video
+    return with_frame_times(video, read_frame_times(path, video.index, time_base, timeout))
 
 
 def _probe_s3(ref: str, timeout: float, cache: ProbeCache | None) -> MediaInfo:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 from prefect_lipsync.files import atomic_path
 from prefect_lipsync.media.errors import FFmpegFailed, FFmpegNotFound, FFmpegTimeout
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+from prefect_lipsync.media.mix import layout_channels
 
 #: Where the drawn mouth sits on a card of the default size (x1, y1, x2, y2), for checks.
 DEFAULT_SIZE = (640, 360)
@@ -74,6 +77,42 @@ def make_talking_card(
         args += ["-c:a", "aac", "-b:a", "96k", "-shortest"]
     with atomic_path(out) as tmp:
         run_ffmpeg([*args, str(tmp)], timeout=timeout, path=out)
+    return out
+
+
+def make_master(
+    path: str | Path,
+    *,
+    audio: Sequence[tuple[int, str]],
+    duration: float = 3.0,
+    fps: str | Fraction = "25",
+    size: tuple[int, int] = (320, 180),
+    timeout: float = 120.0,
+) -> Path:
+    """A talking card with one audio stream per (tone Hz, channel layout), the tone in every channel:
+    a studio master's full mix (the original dialogue) and its music-and-effects stem, for instance."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lipsync-master-") as folder:
+        picture = make_talking_card(
+            Path(folder) / "picture.mp4", duration=duration, fps=fps, size=size, audio=False, timeout=timeout
+        )
+        args = ["-y", "-i", str(picture)]
+        chains = []
+        for i, (hz, layout) in enumerate(audio):
+            names = layout_channels(layout)
+            if names is None:
+                raise ValueError(f"unknown channel layout {layout!r}")
+            args += ["-f", "lavfi", "-i", f"sine=frequency={hz}:sample_rate=48000:duration={duration}"]
+            spread = "|".join(f"c{k}=c0" for k in range(len(names)))
+            chains.append(f"[{i + 1}:a]pan={layout}|{spread}[a{i}]")
+        maps = ["-map", "0:v"] + [a for i in range(len(audio)) for a in ("-map", f"[a{i}]")]
+        with atomic_path(out) as tmp:
+            run_ffmpeg(
+                [*args, "-filter_complex", ";".join(chains), *maps, "-c:v", "copy", "-c:a", "aac", str(tmp)],
+                timeout=timeout,
+                path=out,
+            )
     return out
 
 
@@ -141,3 +180,137 @@ def speak(
         if done.returncode != 0:
             raise FFmpegFailed(out, "espeak-ng failed", done.stderr.decode("utf-8", "replace")[-500:])
     return out
+
+
+# ---- media as localization teams receive it: phone clips, screen recordings, broadcast masters ----
+
+
+def _transform(source: Path, out: Path, args: list[str], timeout: float) -> Path:
+    """ffmpeg `source` -> `out` with `args` between them, atomically."""
+    with atomic_path(out) as tmp:
+        run_ffmpeg(["-y", "-i", str(source), *args, str(tmp)], timeout=timeout, path=out)
+    return out
+
+
+def make_dropped_frames_clip(
+    path: str | Path,
+    *,
+    duration: float = 6.0,
+    fps: str = "30",
+    size: tuple[int, int] = (320, 180),
+    every: int = 20,
+    dropped: int = 3,
+    timeout: float = 120.0,
+) -> Path:
+    """A phone-style clip: a talking card at a nominal `fps` missing `dropped` of every `every` frames
+    (from the fourth on: the first and last frames stay).
+
+    The frames left keep their timestamps (a variable frame rate): 6 s at 30 fps holds 153 frames,
+    which frame count / nominal rate would take for 5.1 s.
+    """
+    out = Path(path)
+    card = make_talking_card(out.with_name(f".card-{out.name}"), duration=duration, fps=fps, size=size)
+    try:
+        keep = f"select='not(between(mod(n\\,{every})\\,3\\,{2 + dropped}))'"  # frames 3.. of each `every`
+        return _transform(
+            card,
+            out,
+            ["-vf", keep, "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy"],
+            timeout,
+        )
+    finally:
+        card.unlink(missing_ok=True)
+
+
+def make_rate_change_clip(
+    path: str | Path,
+    *,
+    first: tuple[str, float] = ("24", 5.0),
+    then: tuple[str, float] = ("30", 1.0),
+    size: tuple[int, int] = (320, 180),
+    tone_hz: int = 180,
+    timeout: float = 120.0,
+) -> Path:
+    """A screen-recording-style clip: a talking card at one rate for a while, then at another.
+
+    With 5 s at 24 fps first, ffprobe guesses 24 fps for the whole (r_frame_rate), so frame count /
+    rate puts the end past the real one, and decoding to the null muxer prints non-monotonic DTS
+    notices for the 30 fps part although the file decodes cleanly.
+    """
+    out = Path(path)
+    parts = [out.with_name(f".part{i}-{out.name}") for i in (1, 2)]
+    try:
+        for part, (rate, seconds) in zip(parts, (first, then), strict=True):
+            make_talking_card(part, duration=seconds, fps=rate, size=size, audio=False, timeout=timeout)
+        total = first[1] + then[1]
+        with atomic_path(out) as tmp:
+            args = ["-y", "-i", str(parts[0]), "-i", str(parts[1])]
+            args += ["-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate=48000:duration={total}"]
+            args += ["-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-map", "2:a"]
+            args += ["-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(tmp)]
+            run_ffmpeg(args, timeout=timeout, path=out)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+    return out
+
+
+#: How to store an upright picture so that a display matrix of this many degrees shows it upright.
+_STORED_FOR_ROTATION = {90: "transpose=1", 180: "hflip,vflip", 270: "transpose=2"}
+
+
+def make_rotated_clip(
+    path: str | Path,
+    *,
+    shown: tuple[int, int] = (180, 320),
+    rotation: int = 90,
+    duration: float = 3.0,
+    fps: str = "25",
+    timeout: float = 120.0,
+) -> Path:
+    """A phone video: a talking card people see upright at `shown` (width, height), stored turned
+    (1920x1080 for a 1080x1920 picture) with a display matrix of `rotation` degrees that turns it back.
+
+    The card's face is at `face_box(*shown)` on the picture as shown.
+    """
+    if rotation not in _STORED_FOR_ROTATION:
+        raise ValueError(f"rotation must be one of {sorted(_STORED_FOR_ROTATION)}, got {rotation}")
+    out = Path(path)
+    upright = make_talking_card(out.with_name(f".upright-{out.name}"), duration=duration, fps=fps, size=shown)
+    stored = out.with_name(f".stored-{out.name}")
+    try:
+        turn = [
+            "-vf",
+            _STORED_FOR_ROTATION[rotation],
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "copy",
+        ]
+        _transform(upright, stored, turn, timeout)
+        # ffmpeg 5.1 writes the matrix from the `rotate` tag when it copies the stream (not when encoding).
+        return _transform(stored, out, ["-c", "copy", "-metadata:s:v:0", f"rotate={rotation}"], timeout)
+    finally:
+        upright.unlink(missing_ok=True)
+        stored.unlink(missing_ok=True)
+
+
+def make_timecoded_clip(
+    path: str | Path,
+    *,
+    timecode: str = "01:00:00:00",
+    duration: float = 3.0,
+    fps: str = "25",
+    size: tuple[int, int] = (320, 180),
+    timeout: float = 120.0,
+) -> Path:
+    """A broadcast-master-style clip whose timecode starts at `timecode` (a tmcd track in .mov/.mp4,
+    a TIMECODE tag in .mkv)."""
+    out = Path(path)
+    card = make_talking_card(out.with_name(f".card-{out.name}"), duration=duration, fps=fps, size=size)
+    try:
+        return _transform(card, out, ["-c", "copy", "-timecode", timecode], timeout)
+    finally:
+        card.unlink(missing_ok=True)

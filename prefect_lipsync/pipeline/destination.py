@@ -21,8 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_lipsync.files import write_text_atomic
-from prefect_lipsync.media.cache import default_cache_dir
+from prefect_lipsync.files import default_cache_dir, write_text_atomic
 from prefect_lipsync.storage.errors import ObjectNotFound, StorageError
 from prefect_lipsync.storage.refs import display_ref, is_http, is_s3, join_s3
 

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +18,7 @@ from prefect_lipsync.manifest import (
     PlannedJob,
     load_and_plan,
     read_manifest,
+    read_manifest_data,
 )
 from prefect_lipsync.manifest.output_names import output_stem
 from prefect_lipsync.manifest.pipeline import ProbeFn
@@ -76,20 +78,32 @@ def _only(loaded: LoadedManifest, languages: Sequence[str]) -> LoadedManifest:
     )
 
 
+#: How a manifest handed over as a mapping is named in errors and in the plan.
+MAPPING_LABEL = "<mapping>"
+
+
 def plan_run(
-    manifest: str | Path,
+    manifest: str | Path | Mapping[str, Any],
     settings: RunSettings,
     *,
     languages: Sequence[str] | None = None,
+    base_dir: str | Path | None = None,
     probe_fn: ProbeFn | None = None,
     audio_ops_dir: str | Path | None = None,
 ) -> RunPlan:
     """Read, probe and plan `manifest` once; refuse it (ManifestError, BudgetExceeded) before any cost.
 
+    `manifest` is a file, or the same document as a mapping (relative media paths resolved against
+    `base_dir`, default the working directory).
+
     Audio operations are rendered under `audio_ops_dir` (default: the cache folder), never beside
     the inputs, which may sit on a read-only share.
     """
-    loaded, problems = read_manifest(manifest)
+    if isinstance(manifest, Mapping):
+        loaded, problems = read_manifest_data(manifest, file=MAPPING_LABEL, base_dir=base_dir)
+        manifest = MAPPING_LABEL
+    else:
+        loaded, problems = read_manifest(manifest)
     if loaded is None:
         raise ManifestError(problems)
     if languages:
@@ -120,9 +134,12 @@ def plan_run(
             "fewer languages."
         )
     video = probed[video_ref]
+    name = output_stem(video_ref, loaded.manifest.name)
+    for job in plan.jobs:
+        job.run_name = name
     return RunPlan(
         manifest=str(manifest),
-        name=output_stem(video_ref, loaded.manifest.name),
+        name=name,
         video_ref=video_ref,
         video_fps=video.video.fps if video.video else None,
         video_duration=video.duration,

@@ -1,9 +1,10 @@
 """The job runner: one planned job from pre-flight to a delivered, checked output.
 
-Steps, each a plain function with its I/O at the edge, each passed through a `StepHook` so that a
-caller (the Prefect layer) can make it a task run, log it, emit an event or hold a concurrency slot:
+The steps are the public ones (`prefect_lipsync.pipeline.steps`; the Prefect layer hands in the
+public tasks that wrap them, so each step is a task run), each also passed through a `StepHook`
+that can log it, time it or stop it:
 
-    render-audio -> preflight -> upload -> submit-and-wait -> download -> check -> deliver
+    submit (render audio, pre-flight, upload, submit) -> wait -> download -> check -> deliver
 
 Resume is the runner's own business, not the orchestrator's: the taskUUID comes from the job's
 content, uploads are remembered by content hash, and the journal writes down each taskUUID the
@@ -14,16 +15,16 @@ nothing again, submits nothing again, and delivers what was paid for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 from prefect_lipsync.files import write_text_atomic
 from prefect_lipsync.manifest import PlannedJob
-from prefect_lipsync.media.audio_ops import render_audio_op
-from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.pipeline.delivery import (
     DeliveryPolicy,
     Settled,
@@ -33,23 +34,34 @@ from prefect_lipsync.pipeline.delivery import (
     staging_path,
 )
 from prefect_lipsync.pipeline.destination import Destination, ref_exists, remove_objects
-from prefect_lipsync.pipeline.journal import JobJournal, JobRecord
+from prefect_lipsync.pipeline.final_mix import mix_for_delivery
+from prefect_lipsync.pipeline.journal import JobJournal
 from prefect_lipsync.pipeline.outcome import LanguageOutput
 from prefect_lipsync.pipeline.plan import RunPlan
 from prefect_lipsync.pipeline.settings import RunSettings
-from prefect_lipsync.quality import QualityReport, preflight, write_pictures
+from prefect_lipsync.pipeline.steps import (
+    LipsyncJobResult,
+    PreflightFailed,
+    SubmittedJob,
+    check_job_output,
+    download_output,
+    job_task_uuid,
+    source_analysis_for,
+    submit_job,
+    wait_for_job,
+)
+from prefect_lipsync.pipeline.steps import local_source as local_copy_of
+from prefect_lipsync.quality import QualityReport, write_pictures
 from prefect_lipsync.quality.bestof import choose_best
-from prefect_lipsync.quality.planned import check_planned_output
-from prefect_lipsync.quality.source_analysis import SourceAnalysis, analyze_source
-from prefect_lipsync.runware.client import RunwareClient, content_task_uuid, with_media_refs
+from prefect_lipsync.quality.source_analysis import SourceAnalysis
+from prefect_lipsync.runware.client import RunwareClient
 from prefect_lipsync.runware.errors import RunwareError
-from prefect_lipsync.runware.models import Sync3Request, Sync3Result
-from prefect_lipsync.storage.refs import is_s3
+from prefect_lipsync.runware.models import Sync3Result
 
 log = logging.getLogger("prefect_lipsync.pipeline")
 
 T = TypeVar("T")
-StepName = Literal["render-audio", "preflight", "upload", "submit-and-wait", "download", "check", "deliver"]
+StepName = Literal["submit", "wait", "download", "check", "deliver"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,87 @@ class StepHook(Protocol):
 async def run_plain(step: Step, work: Callable[[], Awaitable[T]]) -> T:
     """The hook with no orchestrator: just run the step."""
     return await work()
+
+
+class JobSteps(Protocol):
+    """Who does each step of a job: the core functions here, the public Prefect tasks in a flow."""
+
+    def in_flight(self, job: PlannedJob, task_uuid: str) -> AbstractAsyncContextManager[None]:
+        """Held from the submit to the end of the wait (a team's concurrency slot, events)."""
+        ...
+
+    async def submit(self, job: PlannedJob, *, upload_endpoint: str | None) -> SubmittedJob: ...
+
+    async def wait(self, job: SubmittedJob) -> LipsyncJobResult: ...
+
+    async def download(
+        self, result: Sync3Result, dest: Path, *, language: str, expected_duration_s: float
+    ) -> Path: ...
+
+    async def check(
+        self, output: Path, *, job: PlannedJob, result: Sync3Result, source: str
+    ) -> QualityReport: ...
+
+
+class CoreSteps:
+    """The steps as the core's plain functions, on the runner's client and journal (the CLI's way)."""
+
+    def __init__(
+        self,
+        client: RunwareClient,
+        journal: JobJournal,
+        settings: RunSettings,
+        *,
+        nonce: str | None = None,
+        offline: bool = False,
+    ) -> None:
+        self.client, self.journal, self.settings = client, journal, settings
+        self.nonce, self.offline = nonce, offline
+
+    @contextlib.asynccontextmanager
+    async def in_flight(self, job: PlannedJob, task_uuid: str) -> AsyncIterator[None]:
+        yield
+
+    async def submit(self, job: PlannedJob, *, upload_endpoint: str | None) -> SubmittedJob:
+        return await submit_job(
+            self.client,
+            self.journal,
+            job,
+            settings=self.settings,
+            nonce=self.nonce,
+            upload_endpoint=upload_endpoint,
+        )
+
+    async def wait(self, job: SubmittedJob) -> LipsyncJobResult:
+        return await wait_for_job(
+            self.client,
+            self.journal,
+            job,
+            timeout_s=self.settings.job_timeout_s,
+            max_task_retries=self.settings.max_task_retries,
+        )
+
+    async def download(
+        self, result: Sync3Result, dest: Path, *, language: str, expected_duration_s: float
+    ) -> Path:
+        return Path(
+            await download_output(result, dest, expected_duration_s=expected_duration_s, client=self.client)
+        )
+
+    async def check(
+        self, output: Path, *, job: PlannedJob, result: Sync3Result, source: str
+    ) -> QualityReport:
+        expected = not (self.offline or result.emulated)
+        return await asyncio.to_thread(
+            lambda: check_job_output(
+                output,
+                source=source,
+                job=job,
+                thresholds=self.settings.quality,
+                result=result,
+                lipsync_expected=expected,
+            )
+        )
 
 
 @dataclass
@@ -103,6 +196,7 @@ class JobRunner:
         policy: DeliveryPolicy = "fail",
         nonce: str | None = None,
         hook: StepHook | None = None,
+        steps: JobSteps | None = None,
     ) -> None:
         self.client, self.settings = client, settings
         # Outputs settle in a local folder; for an s3:// out_dir that folder is a working copy published key by key.
@@ -114,26 +208,13 @@ class JobRunner:
             log.info("deliver_to_storage applies to an s3:// out_dir only: results are downloaded")
         self.journal, self.offline, self.policy, self.nonce = journal, offline, policy, nonce
         self.hook: StepHook = hook or run_plain
-        # One analysis of each source per run, shared by all its languages (pre-flight and checks).
-        self._analyses: dict[str, asyncio.Task[SourceAnalysis | None]] = {}
+        self.steps: JobSteps = steps or CoreSteps(client, journal, settings, nonce=nonce, offline=offline)
 
     async def source_analysis(self, plan: RunPlan) -> SourceAnalysis | None:
-        """The run's one decode of the plan's source (None if it cannot be decoded: pre-flight says why)."""
-        task = self._analyses.get(plan.video_ref)
-        if task is None:
-            task = asyncio.ensure_future(asyncio.to_thread(self._analyze, plan))
-            self._analyses[plan.video_ref] = task
-        return await asyncio.shield(task)
-
-    def _analyze(self, plan: RunPlan) -> SourceAnalysis | None:
-        try:
-            return analyze_source(
-                local_source(plan),
-                request_payloads=[job.request.to_wire() for job in plan.jobs],
-                thresholds=self.settings.quality,
-            )
-        except MediaError:
-            return None
+        """The process's one decode of the plan's source, keeping the frames of all its jobs (None if it
+        cannot be decoded: pre-flight says why). Shared with pre-flight and every language's checks."""
+        payloads = [job.request.to_wire() for job in plan.jobs]
+        return await asyncio.to_thread(source_analysis_for, plan.video_ref, payloads, self.settings.quality)
 
     async def run(self, job: PlannedJob, plan: RunPlan) -> LanguageOutput:
         """One job to its outcome; a service error ends up in `outcome.error`, not raised."""
@@ -144,8 +225,7 @@ class JobRunner:
             segments=len(request.settings.segments or []) if request.settings else 0,
             warnings=list(job.warnings),
         )
-        rendered = {op.output_uri: op.content_key for op in job.audio_ops}  # not written yet
-        base_uuid = await asyncio.to_thread(lambda: content_task_uuid(request, self.nonce, known=rendered))
+        base_uuid = await asyncio.to_thread(job_task_uuid, job, self.nonce)
         outcome.task_uuid = base_uuid
         record = await asyncio.to_thread(self.journal.load, base_uuid)
         if (
@@ -161,34 +241,37 @@ class JobRunner:
                 name=name, language=job.language, task_uuid=outcome.task_uuid or base_uuid, detail=detail
             )
 
-        if job.audio_ops:  # pre-flight listens to the audio exactly as it will be uploaded
-            await self.hook(step("render-audio", count=len(job.audio_ops)), lambda: _render(job))
-        analysis = await self.source_analysis(plan)
-        pre = await self.hook(
-            step("preflight"), lambda: asyncio.to_thread(self._preflight, job, plan, analysis)
-        )
-        if pre.verdict == "fail":
-            outcome.verdict = "fail"
-            outcome.failed_checks = failed_checks(pre)
-            outcome.error = "pre-flight failed, nothing was uploaded or submitted: " + "; ".join(
-                c.message for c in pre.checks if c.status == "fail"
-            )
+        await self.source_analysis(plan)  # one decode for every language, before any of them asks
+        upload_endpoint = await self._upload_endpoint(job)
+        async with self.steps.in_flight(job, base_uuid):
+            try:
+                submitted = await self.hook(
+                    step("submit", accepted=list(record.accepted), files=len(request.local_refs())),
+                    lambda: self.steps.submit(job, upload_endpoint=upload_endpoint),
+                )
+            except PreflightFailed as exc:
+                outcome.verdict = "fail"
+                outcome.failed_checks = failed_checks(exc.report)
+                outcome.error = "pre-flight failed, nothing was uploaded or submitted: " + "; ".join(
+                    c.message for c in exc.report.checks if c.status == "fail"
+                )
+                return outcome
+            except RunwareError as exc:
+                outcome.error = str(exc)
+                return outcome
+            waited = await self.hook(step("wait"), lambda: self.steps.wait(submitted))
+        outcome.task_uuid = waited.task_uuid
+        if waited.error is not None:
+            outcome.error = str(waited.error)
             return outcome
+        results = waited.results
+        if self.offline or any(r.emulated for r in results):
+            outcome.estimated_cost_usd = (
+                waited.cost_usd
+            )  # the emulator's price: what the real service might charge
+        else:
+            outcome.cost_usd = waited.cost_usd
         try:
-            prepared = await self.hook(
-                step("upload", files=len(request.local_refs())),
-                lambda: self._upload(request.model_copy(update={"task_uuid": base_uuid}), job),
-            )
-            results = await self.hook(
-                step("submit-and-wait", accepted=list(record.accepted)),
-                lambda: self._submit_and_wait(prepared, record, outcome),
-            )
-            costs = [r.cost for r in results if r.cost is not None]
-            paid = round(sum(costs), 4) if costs else None
-            if self.offline or any(r.emulated for r in results):
-                outcome.estimated_cost_usd = paid  # the emulator's price: what the real service might charge
-            else:
-                outcome.cost_usd = paid
             staged = await self.hook(
                 step("download", results=len(results)), lambda: self._download(job, plan, results)
             )
@@ -196,10 +279,10 @@ class JobRunner:
             outcome.error = str(exc)
             return outcome
         checked = await self.hook(
-            step("check", results=len(results)),
-            lambda: asyncio.to_thread(self._check_all, job, plan, results, staged, analysis),
+            step("check", results=len(results)), lambda: self._check_all(job, plan, results, staged)
         )
         await self.hook(step("deliver"), lambda: asyncio.to_thread(self._deliver, job, checked, outcome))
+        record = await asyncio.to_thread(self.journal.load, base_uuid)  # the wait may have added resubmits
         record.outcome, record.delivered_to = outcome, self._delivery_key
         await asyncio.to_thread(self.journal.save, record)
         return outcome
@@ -211,119 +294,59 @@ class JobRunner:
 
     # ------------------------------------------------------------------ steps
 
-    async def _upload(self, request: Sync3Request, job: PlannedJob) -> Sync3Request:
-        """Local files uploaded, s3:// objects presigned for the service to fetch; the taskUUID stays.
+    async def _upload_endpoint(self, job: PlannedJob) -> str | None:
+        """With deliver_to_storage, a presigned PUT for the result (not part of the taskUUID)."""
+        if not self.deliver_to_storage:
+            return None
+        from prefect_lipsync.storage.listing import presign_put
 
-        With deliver_to_storage, also a presigned PUT for the result (not part of the taskUUID).
-        """
-        from prefect_lipsync.storage.listing import presign_put, presign_refs
-
-        uploaded = await self.client.upload_local_refs(request)
-        objects = uploaded.object_refs()
-        # Presigned for the URL lifetime plus the job's own deadline: the service uses them later.
+        staged = self.destination.staging_ref(job.output_name)
         expires = int(self.settings.ttl_s + self.settings.job_timeout_s)
-        if objects:
-            urls = await asyncio.to_thread(lambda: presign_refs(objects, expires_s=expires))
-            uploaded = with_media_refs(uploaded, urls)
-        if self.deliver_to_storage:
-            staged = self.destination.staging_ref(job.output_name)
-            put_url = await asyncio.to_thread(lambda: presign_put(staged, expires_s=expires))
-            uploaded = uploaded.model_copy(update={"upload_endpoint": put_url})
-        return uploaded
-
-    def _preflight(self, job: PlannedJob, plan: RunPlan, analysis: SourceAnalysis | None) -> QualityReport:
-        # The run's budget was checked once, on the planner's estimate, before any job started.
-        return preflight(
-            job.request.to_wire(),
-            source=local_source(plan),
-            local_media=local_media(job),
-            expected_fps=plan.video_fps,
-            expected_duration=plan.video_duration,
-            thresholds=self.settings.quality,
-            source_analysis=analysis,
-        )
-
-    async def _submit_and_wait(
-        self, prepared: Sync3Request, record: JobRecord, outcome: LanguageOutput
-    ) -> list[Sync3Result]:
-        def accepted(task_uuid: str) -> None:
-            outcome.task_uuid = task_uuid
-            self.journal.accepted(record, task_uuid)
-
-        # A taskUUID the journal holds is never submitted again: should the service have forgotten it
-        # (purged, or the endpoint reset), TaskNotKnown says so and how to pay again deliberately.
-        return await self.client.run_task(
-            prepared,
-            timeout=self.settings.job_timeout_s,
-            max_task_retries=self.settings.max_task_retries,
-            accepted=record.accepted,
-            on_accepted=accepted,
-        )
+        return await asyncio.to_thread(lambda: presign_put(staged, expires_s=expires))
 
     async def _download(self, job: PlannedJob, plan: RunPlan, results: list[Sync3Result]) -> list[_Staged]:
         staged = []
         for index, result in enumerate(results):
             dest = staging_path(self.out_dir, _variation_name(job.output_name, index))
             stored = self.destination.staging_ref(job.output_name) if self.deliver_to_storage else None
-            marker = dest.with_name(f".{dest.name}.video-uuid")
-            if not (result.video_uuid and dest.exists() and _read(marker) == result.video_uuid):
-                fetched = False
-                if stored is not None:
-                    fetched = await asyncio.to_thread(self.destination.fetch_stored_result, stored, dest)
+            fetched = False
+            if stored is not None and not (dest.exists() and _read(_marker(dest)) == result.video_uuid):
+                fetched = await asyncio.to_thread(self.destination.fetch_stored_result, stored, dest)
                 if fetched:
                     log.info("%s: result read from %s, where the service stored it", job.language, stored)
+                    await asyncio.to_thread(write_text_atomic, _marker(dest), result.video_uuid or "")
                 else:
-                    if stored:
-                        log.warning(
-                            "%s: the service did not store the result in time; downloading it", job.language
-                        )
-                        stored = None
-                    # Without a Content-Length, a download is complete only if it decodes to the source's length.
-                    await self.client.download(result, dest, expected_duration_s=plan.video_duration)
-                await asyncio.to_thread(write_text_atomic, marker, result.video_uuid or "")
+                    log.warning(
+                        "%s: the service did not store the result in time; downloading it", job.language
+                    )
+                    stored = None
+            if not fetched:
+                # Without a Content-Length, a download is complete only if it decodes to the source's length.
+                await self.steps.download(
+                    result, dest, language=job.language, expected_duration_s=plan.video_duration
+                )
             staged.append(_Staged(dest, stored))
         return staged
 
-    def _check_all(
-        self,
-        job: PlannedJob,
-        plan: RunPlan,
-        results: list[Sync3Result],
-        staged: list[_Staged],
-        analysis: SourceAnalysis | None,
+    async def _check_all(
+        self, job: PlannedJob, plan: RunPlan, results: list[Sync3Result], staged: list[_Staged]
     ) -> list[_Checked]:
-        return [
-            self._check(job, plan, result, path, analysis)
-            for result, path in zip(results, staged, strict=True)
-        ]
-
-    def _check(
-        self,
-        job: PlannedJob,
-        plan: RunPlan,
-        result: Sync3Result,
-        staged: _Staged,
-        analysis: SourceAnalysis | None,
-    ) -> _Checked:
-        source = local_source(plan)
-        # The same checks `prefect-lipsync check --plan` runs, the face box chosen the same way.
-        report = check_planned_output(
-            staged.path,
-            source,
-            job,
-            self.settings.quality,
-            nsfw_flag=result.nsfw_content,
-            lipsync_expected=not (self.offline or result.emulated),
-            source_analysis=analysis,
-            local_media=local_media(job),
-            quarantine_flagged=False,  # delivery decides where every output goes
-        )
-        pictures = write_pictures(
-            report, output=staged.path, source=source, request_payload=job.request.to_wire()
-        )
-        return _Checked(result, staged, report, list(pictures.values()))
+        checked = []
+        for result, one in zip(results, staged, strict=True):
+            report = await self.steps.check(one.path, job=job, result=result, source=plan.video_ref)
+            pictures = await asyncio.to_thread(
+                write_pictures,
+                report,
+                output=one.path,
+                source=local_source(plan),
+                request_payload=job.request.to_wire(),
+            )
+            checked.append(_Checked(result, one, report, list(pictures.values())))
+        return checked
 
     def _deliver(self, job: PlannedJob, checked: list[_Checked], outcome: LanguageOutput) -> None:
+        for c in checked:  # the delivered audio: the checked dub over the plan's music-and-effects stem
+            c.staged.stored = mix_for_delivery(job, c.staged.path, c.staged.stored, c.report.notes)
         # With numberResults > 1, the best variation (verdict, then lip-sync score) is delivered under
         # the job's name; the others are kept as alternates, and the report says why.
         choice = choose_best([c.report for c in checked])
@@ -348,7 +371,7 @@ class JobRunner:
                     c.staged.stored,
                 )
             )
-            c.staged.path.with_name(f".{c.staged.path.name}.video-uuid").unlink(missing_ok=True)
+            _marker(c.staged.path).unlink(missing_ok=True)
         for one, stored in settled:
             self._publish(one, stored)
         best, ref = settled[0][0], self.destination.ref
@@ -380,21 +403,12 @@ class JobRunner:
 
 def local_source(plan: RunPlan) -> Path:
     """The source video as a local file: object storage goes through the bounded media cache."""
-    if is_s3(plan.video_ref):
-        from prefect_lipsync.storage.cache import materialize
-
-        return materialize(plan.video_ref)
-    return Path(plan.video_ref)
+    return local_copy_of(plan.video_ref)
 
 
-def local_media(job: PlannedJob) -> dict[str, Path]:
-    """Local copies of the job's s3:// media (cached), for the checks that listen to the submitted audio."""
-    objects = job.request.object_refs()
-    if not objects:
-        return {}
-    from prefect_lipsync.storage.cache import local_copies
-
-    return local_copies(objects)
+def _marker(dest: Path) -> Path:
+    """Beside a downloaded result: its videoUUID, so a resumed run does not fetch it again."""
+    return dest.with_name(f".{dest.name}.video-uuid")
 
 
 def _variation_name(name: str, index: int) -> str:
@@ -415,13 +429,6 @@ def _still_delivered(outcome: LanguageOutput) -> bool:
     """A recorded outcome counts only while what it points at is still there."""
     kept = outcome.output or outcome.quarantined_to
     return kept is not None and ref_exists(kept)
-
-
-async def _render(job: PlannedJob) -> list[Path]:
-    return [
-        await asyncio.to_thread(render_audio_op, planned.op, Path(planned.output_path).parent)
-        for planned in job.audio_ops
-    ]
 
 
 async def run_jobs(

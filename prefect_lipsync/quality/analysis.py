@@ -4,7 +4,8 @@ A single ffmpeg run decodes the file once: the video goes through blackdetect an
 the audio through volumedetect, silencedetect and ebur128, and (optionally) a 16 kHz mono copy of
 the audio comes back on stdout for the A/V offset, chosen frames are kept for the SSIM checks and
 a small gray crop of the mouth of every frame for the lip-sync check. Decode errors are the lines ffmpeg tags
-`[error]` or worse (`-loglevel level+info`), so no separate `-v error` pass is needed.
+`[error]` or worse (`-loglevel level+info`), so no separate `-v error` pass is needed; the muxer's
+complaints about timestamps are not decode errors and are left out (see `_MUXER_NOTICE`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ import numpy as np
 import numpy.typing as npt
 
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
-from prefect_lipsync.quality.frames import Frame, frame_time
+from prefect_lipsync.media.frame_clock import FrameClock
+from prefect_lipsync.quality.frames import Frame, frame_window
 from prefect_lipsync.quality.models import QualityThresholds, TimeRange
 
 PCM_RATE = 16000
 _ERROR_LEVELS = ("[error]", "[fatal]", "[panic]")
+# What the (null) muxer prints, at level error, when two frames of a variable-rate stream fall on
+# one tick of the output's time base: "Application provided invalid, non monotonically increasing
+# dts to muxer". The file decoded cleanly; only the analysis pass's own output complains.
+_MUXER_NOTICE = re.compile(r"non[ -]?monotonous|non monotonically increasing dts", re.IGNORECASE)
 _NUMBER = r"(-?(?:\d+(?:\.\d*)?|\.\d+)|-?inf|nan)"
 
 
@@ -89,7 +95,7 @@ def parse_filter_log(stderr: str) -> Findings:
     if clocks:
         found.decoded_until = _clock(clocks[-1])
     for line in stderr.splitlines():
-        if any(level in line for level in _ERROR_LEVELS):
+        if any(level in line for level in _ERROR_LEVELS) and not _MUXER_NOTICE.search(line):
             found.errors.append(line.strip())
     return found
 
@@ -108,13 +114,14 @@ class FrameGrab:
     size: tuple[int, int]
     reference: Path | None
     folder: Path
+    clock: FrameClock | None = None  # the file's frame times when its rate varies
+    reference_clock: FrameClock | None = None  # the reference's
 
-    def select(self) -> str:
-        # One frame per time: the one shown at `t` (a window one frame long, from half a frame before it).
-        terms = [
-            f"between(t,{frame_time(t, self.fps):.6f},{frame_time(t, self.fps) + float(1 / self.fps) - 1e-4:.6f})"
-            for t in self.times
-        ]
+    def select(self, clock: FrameClock | None = None) -> str:
+        # One frame per time: the one shown at `t` (a window from halfway to the frame before it to
+        # halfway to the next: at k / fps, or at a variable-rate file's own timestamps).
+        windows = [frame_window(t, self.fps, clock) for t in self.times]
+        terms = [f"between(t,{low:.6f},{high - 1e-4:.6f})" for low, high in windows]
         return "select='" + "+".join(terms) + "'"
 
 
@@ -174,11 +181,11 @@ def analysis_args(
         else:
             # The detectors see every frame; only the chosen ones go on to a file. Every frame also
             # goes to the null output, so its clock (`time=`) shows where decoding really stopped.
-            graph.append(f"{detect},split=2[vout][vsel];[vsel]{grab.select()},format=gray[vgrab]")
+            graph.append(f"{detect},split=2[vout][vsel];[vsel]{grab.select(grab.clock)},format=gray[vgrab]")
             maps += ["-map", "[vout]"]
             grabbed = [("vgrab", "output.gray")]
             if grab.reference is not None:
-                graph.append(f"[1:v:0]{grab.select()},format=gray[rgrab]")
+                graph.append(f"[1:v:0]{grab.select(grab.reference_clock)},format=gray[rgrab]")
                 inputs += ["-i", str(grab.reference)]
                 grabbed.append(("rgrab", "reference.gray"))
             for label, name in grabbed:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.quality.analysis import PCM_RATE, Findings
 from prefect_lipsync.quality.avsync import Signal, decode_pcm16k, measure_offset
@@ -25,33 +27,85 @@ def audio_level_check(found: Findings, t: QualityThresholds) -> CheckResult:
     )
 
 
+#: The submitted audio counts as speaking where it is this many dB above the silence floor: a tail
+#: hovering at the floor is not speech the output lost.
+SPEAKING_ABOVE_FLOOR_DB = 10.0
+#: Edges of an output silence not compared with the submitted audio (codec smear, word onsets).
+SILENCE_EDGE_S = 0.05
+#: A silence of the output is a finding when the submitted audio speaks for longer than this inside it.
+LOST_SPEECH_MIN_S = 0.1
+_FRAME_S = 0.01
+
+
+def speaking_seconds(signal: Signal, start_s: float, end_s: float, floor_db: float) -> float:
+    """Seconds of `signal` (16 kHz mono) between `start_s` and `end_s` whose 10 ms frames peak above
+    `floor_db + SPEAKING_ABOVE_FLOOR_DB`: how long the submitted audio speaks there."""
+    lo = max(0, round(start_s * PCM_RATE))
+    hi = min(signal.size, round(end_s * PCM_RATE))
+    if hi <= lo:
+        return 0.0
+    frame = round(_FRAME_S * PCM_RATE)
+    chunk = np.abs(signal[lo:hi])
+    usable = chunk.size - chunk.size % frame
+    peaks = chunk[:usable].reshape(-1, frame).max(axis=1) if usable else np.zeros(0, dtype=np.float32)
+    if chunk.size > usable:
+        peaks = np.append(peaks, chunk[usable:].max())
+    level = 10 ** ((floor_db + SPEAKING_ABOVE_FLOOR_DB) / 20)
+    return float(np.count_nonzero(peaks > level)) * _FRAME_S
+
+
 def speech_check(
     found: Findings,
     segments: list[PlannedSegment],
     duration: float,
     t: QualityThresholds,
     audio_seconds: Mapping[str, float],
+    submitted: Mapping[str, Signal] | None = None,
+    notes: list[str] | None = None,
 ) -> CheckResult:
+    """Silence of the output inside a segment, judged against what was submitted for it.
+
+    A silence is a finding only where the submitted audio speaks (a pause of the dub itself is not the
+    output's fault); without a local copy of the submitted audio, every silence is.
+    """
     gaps: list[TimeRange] = []
+    excused: list[TimeRange] = []
     for seg in segments:
         # Only where submitted audio plays: a segment longer than its audio may end in silence.
         length = seg.audio_length()
         if seg.audio_ref in audio_seconds:
             length = min(length, max(0.0, audio_seconds[seg.audio_ref] - seg.audio_start))
         start, end = seg.start, seg.start + length
+        dub = (submitted or {}).get(seg.audio_ref)
         for silence in found.silence:
             lo, hi = max(start, silence.start), min(end, silence.end_or(duration))
-            if hi - lo > t.silence_min_s:
-                gaps.append(TimeRange(start=round(lo, 3), end=round(hi, 3)))
+            if hi - lo <= t.silence_min_s:
+                continue
+            place = TimeRange(start=round(lo, 3), end=round(hi, 3))
+            if dub is not None:
+                # The same stretch of the submitted audio (it plays 1:1 from audio_start at the segment's start).
+                offset = seg.audio_start - seg.start
+                lost = speaking_seconds(
+                    dub, lo + SILENCE_EDGE_S + offset, hi - SILENCE_EDGE_S + offset, t.silence_noise_db
+                )
+                if lost <= LOST_SPEECH_MIN_S:
+                    excused.append(place)
+                    continue
+            gaps.append(place)
+    if excused and notes is not None:
+        notes.append(
+            f"Silence at {ranges_text(excused)} is in the submitted audio too (a pause of the dub): not a finding."
+        )
     longest = max((g.end_or(duration) - g.start for g in gaps), default=0.0)
     return CheckResult(
         name="speech_in_segments",
         status="fail" if gaps else "pass",
         value=round(longest, 3),
-        threshold=f"no silence > {t.silence_min_s:g} s inside a segment",
-        message=f"Silence inside planned segments at {ranges_text(gaps)}."
+        threshold=f"no silence > {t.silence_min_s:g} s inside a segment where the submitted audio speaks",
+        message=f"Silence inside planned segments at {ranges_text(gaps)}, where the submitted audio speaks."
         if gaps
-        else f"No silence longer than {t.silence_min_s:g} s inside the {len(segments)} planned segment(s).",
+        else f"No silence longer than {t.silence_min_s:g} s inside the {len(segments)} planned segment(s)"
+        + (" but the dub's own pauses." if excused else "."),
         at=gaps,
     )
 

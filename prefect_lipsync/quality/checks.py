@@ -121,6 +121,8 @@ def _decode_output(run: _Run, folder: Path) -> Findings:
             size=(src.width, src.height),
             reference=None if shared is not None else run.source,
             folder=folder,
+            clock=run.out.clock,
+            reference_clock=src.clock,
         )
     crop = _inside(run.mouth_box, run.out) if run.lipsync_measured else None
     mouth = MouthCrop.of(crop, folder) if crop is not None else None
@@ -148,10 +150,12 @@ def _decode_output(run: _Run, folder: Path) -> Findings:
         size = (src.width, src.height)
         if len(found.frames) != len(run.times):
             # A variable frame rate can select more or fewer frames than asked: seek to each instead.
-            found.frames = sample_frames(run.output, run.times, size=size, fps=src.fps, timeout=run.timeout)
+            found.frames = sample_frames(
+                run.output, run.times, size=size, fps=src.fps, clock=run.out.clock, timeout=run.timeout
+            )
         if len(found.reference_frames) != len(run.times):
             found.reference_frames = sample_frames(
-                run.source, run.times, size=size, fps=src.fps, timeout=run.timeout
+                run.source, run.times, size=size, fps=src.fps, clock=src.clock, timeout=run.timeout
             )
     return found
 
@@ -164,7 +168,7 @@ def _audio_results(run: _Run, found: Findings, local_media: LocalMedia | None) -
     checks = [audio_level_check(found, t)]
     if segments:
         seconds = {ref: pcm.size / PCM_RATE for ref, pcm in submitted.items()}
-        checks.append(speech_check(found, segments, run.out.duration, t, seconds))
+        checks.append(speech_check(found, segments, run.out.duration, t, seconds, submitted, run.notes))
     else:
         run.notes.append(
             "Speech-in-segments and A/V offset did not run: no request with audio segments was given."

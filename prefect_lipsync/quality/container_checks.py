@@ -46,16 +46,17 @@ def container_checks(out: StreamFacts, src: StreamFacts, t: QualityThresholds) -
             f"({diff:+.3f} s).",
         )
     )
+    # Compared as shown: an upright 1080x1920 output of a 1920x1080 source turned 90 degrees is right.
     same_size = (out.width, out.height) == (src.width, src.height)
     checks.append(
         CheckResult(
             name="geometry",
             status="pass" if same_size else "fail",
             value=f"{out.width}x{out.height}",
-            threshold=f"{src.width}x{src.height}",
-            message="Same picture size as the source."
+            threshold=f"{src.width}x{src.height} as shown",
+            message="Same picture size as the source, as shown."
             if same_size
-            else f"The output is {out.width}x{out.height}, the source {src.width}x{src.height}.",
+            else f"The output shows {out.size_text}, the source {src.size_text}.",
         )
     )
     same_rate = out.fps == src.fps

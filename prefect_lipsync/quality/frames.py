@@ -2,7 +2,8 @@
 
 Each time is its own input with an input seek (`-ss` before `-i`: ffmpeg decodes from the key
 frame before it and drops frames until the time), and a concat filter keeps the frames in order
-on one rawvideo pipe.
+on one rawvideo pipe. A file whose frame rate varies is sought by its frames' timestamps (a
+`FrameClock`): its frame shown at t need not start near a multiple of 1/fps.
 """
 
 from __future__ import annotations
@@ -15,14 +16,23 @@ import numpy as np
 import numpy.typing as npt
 
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+from prefect_lipsync.media.frame_clock import FrameClock
 
 Frame = npt.NDArray[np.uint8]
 
 
-def frame_time(t: float, fps: Fraction) -> float:
-    """A seek time that lands on the frame shown at `t` (half a frame before its timestamp)."""
+def frame_window(t: float, fps: Fraction, clock: FrameClock | None = None) -> tuple[float, float]:
+    """Times around the frame shown at `t` that hold no other frame: halfway to its neighbours."""
+    if clock is not None:
+        low, high = clock.window(clock.shown_at(Fraction(t)))
+        return float(low), float(high)
     k = int(Fraction(t) * fps)
-    return max(0.0, float((k - Fraction(1, 2)) / fps))
+    return float((k - Fraction(1, 2)) / fps), float((k + Fraction(1, 2)) / fps)
+
+
+def frame_time(t: float, fps: Fraction, clock: FrameClock | None = None) -> float:
+    """A seek time that lands on the frame shown at `t` (halfway between it and the frame before)."""
+    return max(0.0, frame_window(t, fps, clock)[0])
 
 
 def sample_frames(
@@ -33,11 +43,13 @@ def sample_frames(
     fps: Fraction,
     gray: bool = True,
     width: int | None = None,
+    clock: FrameClock | None = None,
     timeout: float = 120.0,
 ) -> list[Frame]:
     """The frames shown at `times` (gray HxW or RGB HxWx3), scaled to `width` if given.
 
-    `size` is the file's (width, height). A time past the last frame yields fewer frames.
+    `size` is the file's (width, height) as shown; `clock` its frame times when its rate varies.
+    A time past the last frame yields fewer frames.
     """
     if not times:
         return []
@@ -47,7 +59,7 @@ def sample_frames(
     pix_fmt, channels = ("gray", 1) if gray else ("rgb24", 3)
     args: list[str] = ["-v", "error"]
     for t in times:
-        args += ["-ss", f"{frame_time(t, fps):.6f}", "-i", str(path)]
+        args += ["-ss", f"{frame_time(t, fps, clock):.6f}", "-i", str(path)]
     scale = f",scale={out_w}:{out_h}" if (out_w, out_h) != (src_w, src_h) else ""
     chains = [
         f"[{i}:v:0]trim=end_frame=1,setpts=PTS-STARTPTS{scale},format={pix_fmt}[f{i}]"

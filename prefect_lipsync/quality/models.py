@@ -92,6 +92,11 @@ class QualityReport(BaseModel):
         default_factory=list, description="The lip-sync measure per segment (check lipsync_offset)."
     )
 
+    def __repr__(self) -> str:
+        # Short: a report lands in log lines (a failed check's task state); its checks are in the artifact.
+        failing = sum(1 for c in self.checks if c.status == "fail")
+        return f"QualityReport(verdict={self.verdict!r}, output={self.output!r}, failing_checks={failing})"
+
     @classmethod
     def from_checks(
         cls, checks: list[CheckResult], *, output: str, source: str | None, notes: list[str] | None = None

@@ -95,6 +95,7 @@ def contact_sheet(
             fps=facts.fps,
             gray=False,
             width=width,
+            clock=facts.clock,
             timeout=timeout,
         )
         thumbs.append([Image.fromarray(f, "RGB") for f in frames])

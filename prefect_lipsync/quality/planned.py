@@ -76,7 +76,8 @@ def _look_for_face(source: Path, timeout: float) -> FoundFace | None:
     if not (facts.fps and facts.width and facts.height and facts.duration > 0):
         return None
     times = [facts.duration * f for f in (0.25, 0.5, 0.75)]
-    frames = sample_frames(source, times, size=(facts.width, facts.height), fps=facts.fps, timeout=timeout)
+    size = (facts.width, facts.height)
+    frames = sample_frames(source, times, size=size, fps=facts.fps, clock=facts.clock, timeout=timeout)
     return find_face_in(frames)
 
 

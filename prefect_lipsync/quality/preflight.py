@@ -265,6 +265,7 @@ def _face_check(
             size=(facts.width, facts.height),
             fps=facts.fps,
             width=min(facts.width, FACE_DETECT_WIDTH),
+            clock=facts.clock,
             timeout=timeout,
         )
     finder = face_finder()

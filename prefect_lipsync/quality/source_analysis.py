@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.quality.analysis import Findings, FrameGrab, analyze
 from prefect_lipsync.quality.face import Box, FaceFinder, FoundFace, find_face
 from prefect_lipsync.quality.frames import Frame, sample_frames
@@ -55,6 +57,9 @@ class SourceAnalysis:
             return self._frozen
 
     def frame_number(self, t: float) -> int:
+        """The frame shown at `t` (by its timestamps when the rate varies)."""
+        if self.facts.clock is not None:
+            return self.facts.clock.shown_at(Fraction(t))
         return int(Fraction(t) * (self.facts.fps or 25))
 
     def frames_at(self, times: Sequence[float]) -> list[Frame] | None:
@@ -146,19 +151,70 @@ def analyze_source(
     if facts.video_count == 0 or not (fps and facts.width and facts.height):
         return SourceAnalysis(source, facts, Findings())
     size = (facts.width, facts.height)
-    numbers = sorted({int(Fraction(x) * fps) for x in times})
-    middles = tuple(float((k + Fraction(1, 2)) / fps) for k in numbers)  # a time inside each frame
+    clock = facts.clock
+    if clock is not None:  # a variable frame rate: frames by their timestamps
+        numbers = sorted({clock.shown_at(Fraction(x)) for x in times})
+        middles = tuple(float((clock.start_of(k) + clock.start_of(k + 1)) / 2) for k in numbers)
+    else:
+        numbers = sorted({int(Fraction(x) * fps) for x in times})
+        middles = tuple(float((k + Fraction(1, 2)) / fps) for k in numbers)  # a time inside each frame
     with tempfile.TemporaryDirectory(prefix="lipsync-source-") as folder:
-        grab = FrameGrab(times=middles, fps=fps, size=size, reference=None, folder=Path(folder))
+        grab = FrameGrab(times=middles, fps=fps, size=size, reference=None, folder=Path(folder), clock=clock)
         found = analyze(
             source, video=True, audio=False, thresholds=t, grab=grab, freeze=False, timeout=timeout
         )
     kept = found.frames
     if len(kept) != len(numbers):
         # A variable frame rate selects more or fewer frames than asked: seek to each instead.
-        kept = sample_frames(source, middles, size=size, fps=fps, timeout=timeout)
+        kept = sample_frames(source, middles, size=size, fps=fps, clock=clock, timeout=timeout)
     found.frames = []
     analysis = SourceAnalysis(source, facts, found, dict(zip(numbers, kept, strict=False)))
     if look_for_face:
         analysis.face = find_face_in(kept)
     return analysis
+
+
+#: Sources whose analysis a process keeps: a batch's manifests often share a source, and each
+#: analysis holds its sample frames in memory, so the oldest is let go past this many.
+SHARED_ANALYSES_MAX = 4
+_shared: OrderedDict[tuple[str, int, int, str], SourceAnalysis | None] = OrderedDict()
+_shared_locks: dict[tuple[str, int, int, str], threading.Lock] = {}
+_shared_guard = threading.Lock()
+
+
+def shared_source_analysis(
+    source: Path,
+    *,
+    request_payloads: Iterable[Mapping[str, Any]] = (),
+    thresholds: QualityThresholds | None = None,
+    timeout: float = 600.0,
+) -> SourceAnalysis | None:
+    """One analysis of `source` per process while its content is unchanged (None: it cannot be decoded).
+
+    Keyed by the file's path, size and modification time and the thresholds, not by the requests:
+    pre-flight and the checks of every job on the same source share it, whichever step comes first.
+    The first caller's `request_payloads` choose the frames kept; a later job whose frames were not
+    kept has its checks seek them in the source (`SourceAnalysis.frames_at` answers None).
+    """
+    t = thresholds or QualityThresholds()
+    stat = Path(source).stat()
+    key = (str(Path(source).resolve()), stat.st_size, stat.st_mtime_ns, t.model_dump_json())
+    with _shared_guard:
+        lock = _shared_locks.setdefault(key, threading.Lock())
+    with lock:  # two languages of one source wait for one decode, not two
+        with _shared_guard:
+            if key in _shared:
+                _shared.move_to_end(key)
+                return _shared[key]
+        try:
+            analysis: SourceAnalysis | None = analyze_source(
+                Path(source), request_payloads=request_payloads, thresholds=t, timeout=timeout
+            )
+        except MediaError:
+            analysis = None  # pre-flight says why, from its own probe
+        with _shared_guard:
+            _shared[key] = analysis
+            while len(_shared) > SHARED_ANALYSES_MAX:
+                old, _ = _shared.popitem(last=False)
+                _shared_locks.pop(old, None)
+        return analysis

@@ -1,4 +1,8 @@
-"""The facts of a file the checks compare: streams, duration, size, frame rate (one ffprobe run)."""
+"""The facts of a file the checks compare: streams, duration, size, frame rate (one ffprobe run).
+
+The size is the picture as people see it: a phone video stored 1920x1080 with a 90 degree display
+matrix is 1080x1920 here, as ffmpeg decodes it (it turns frames by the matrix) and as players show it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.ffmpeg_runner import run_ffprobe_json
+from prefect_lipsync.media.frame_clock import FrameClock
+from prefect_lipsync.media.probe import display_rotation, media_info_from_ffprobe, needs_frame_times, timed
 
 
 @dataclass(frozen=True)
@@ -16,9 +23,17 @@ class StreamFacts:
     duration: float
     video_count: int
     audio_count: int
-    width: int | None
+    width: int | None  # as shown (the display matrix applied)
     height: int | None
     fps: Fraction | None
+    rotation: int = 0  # degrees the display matrix turns the stored picture
+    clock: FrameClock | None = None  # frame times from timestamps when the rate varies; None: k / fps
+
+    @property
+    def size_text(self) -> str:
+        """'1080x1920', with the rotation when the stored picture is turned for display."""
+        turned = f" (stored turned by {self.rotation} degrees)" if self.rotation else ""
+        return f"{self.width}x{self.height}{turned}"
 
     @property
     def frame_s(self) -> float:
@@ -58,12 +73,31 @@ def probe_streams(path: Path, *, timeout: float = 30.0) -> StreamFacts:
         durations = [d for s in streams if (d := _float(s.get("duration"))) is not None]
         duration = max(durations, default=0.0)
     first = videos[0] if videos else {}
+    rotation = display_rotation(first)[0] if first else 0
+    clock = _variable_clock(path, data, timeout) if first else None
+    width, height = first.get("width"), first.get("height")
+    if rotation % 180 == 90:
+        width, height = height, width
     return StreamFacts(
         path=path,
         duration=duration,
         video_count=len(videos),
         audio_count=len(audios),
-        width=first.get("width"),
-        height=first.get("height"),
+        width=width,
+        height=height,
         fps=_fraction(first.get("r_frame_rate")) if first else None,
+        rotation=rotation,
+        clock=clock,
     )
+
+
+def _variable_clock(path: Path, data: dict[str, Any], timeout: float) -> FrameClock | None:
+    """The frame times of a video whose rate varies (read from its timestamps), else None."""
+    try:
+        video = media_info_from_ffprobe(str(path), data).video
+        if video is None or not needs_frame_times(video):
+            return None
+        video = timed(str(path), data, video, timeout)
+    except MediaError:
+        return None  # the timestamps could not be read: frames are taken at k / fps
+    return video.clock() if video.frame_times is not None else None

@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
+from pydantic import ValidationError as PydanticValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -32,8 +35,8 @@ from tenacity import (
 from prefect_lipsync.files import atomic_writer, write_bytes_atomic
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.ffmpeg_runner import run_process
-from prefect_lipsync.runware.errors import DownloadError
-from prefect_lipsync.runware.models import Sync3Result
+from prefect_lipsync.runware.errors import DownloadError, download_failure_is_final
+from prefect_lipsync.runware.models import ErrorItem, Sync3Result
 from prefect_lipsync.runware.transport import (
     AttemptDeadline,
     attempt_seconds,
@@ -44,6 +47,8 @@ from prefect_lipsync.runware.transport import (
 log = logging.getLogger("prefect_lipsync.runware")
 
 _FRESH_STATUSES = frozenset({404, 422, 502})
+#: An error answer longer than this is not read for its message.
+_ERROR_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,9 @@ async def download(
             with attempt:
                 return await fetch.once()
     except _Retryable as exc:
-        raise DownloadError(exc.message, task_uuid=task_uuid, status_code=exc.status_code) from None
+        raise DownloadError(
+            exc.message, code=exc.code, task_uuid=task_uuid, status_code=exc.status_code
+        ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -193,7 +200,8 @@ class _Fetch:
             try:
                 async with asyncio.timeout(limit) as scope:
                     async with self.http.stream("GET", self.url) as response:
-                        self._check_status(response.status_code, shown)
+                        if response.status_code >= 400:
+                            self._fail(response.status_code, shown, await _error_body(response))
                         length = _content_length(response)
                         # The whole transfer gets time by its size, counted from the attempt's start.
                         limit = attempt_seconds(self.policy.attempt.for_size(length), self.deadline)
@@ -226,13 +234,16 @@ class _Fetch:
                 await self._check_decodes(out.temp_path, shown, received)
         return self.target
 
-    def _check_status(self, status: int, shown: str) -> None:
-        if status < 400:
-            return
+    def _fail(self, status: int, shown: str, said: ErrorItem | None) -> NoReturn:
+        """Raise for an error status, with what the server said; retryable unless retrying cannot help."""
         what = f"download of {shown} answered HTTP {status}"
-        if status in _FRESH_STATUSES or status in (408, 429) or status >= 500:
-            raise _Retryable(what, status_code=status, task_uuid=self.task_uuid)
-        raise DownloadError(what, status_code=status, task_uuid=self.task_uuid)
+        code = said.code if said is not None else None
+        if said is not None and said.message:
+            what += f": {said.message}"
+        final = download_failure_is_final(code)
+        if not final and (status in _FRESH_STATUSES or status in (408, 429) or status >= 500):
+            raise _Retryable(what, status_code=status, code=code, task_uuid=self.task_uuid)
+        raise DownloadError(what, status_code=status, code=code, task_uuid=self.task_uuid)
 
     async def _check_decodes(self, path: Path, shown: str, received: int) -> None:
         """Without a Content-Length, complete means: decodes to the expected length."""
@@ -257,6 +268,32 @@ class _Fetch:
                 f" not the {expected:.2f} s the result should have: cut short",
                 task_uuid=self.task_uuid,
             )
+
+
+async def _error_body(response: httpx.Response) -> ErrorItem | None:
+    """The first error of a JSON error answer (`{"errors": [...]}` or `{"error": {...}}`), read bounded.
+
+    A CDN's HTML page, an empty body or anything else says nothing: None.
+    """
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > _ERROR_BODY_BYTES:
+            return None
+    try:
+        parsed = json.loads(bytes(body))
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    errors = parsed.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else parsed.get("error")
+    if not isinstance(first, dict):
+        return None
+    try:
+        return ErrorItem.model_validate(first)
+    except PydanticValidationError:
+        return None
 
 
 def _content_length(response: httpx.Response) -> int | None:

@@ -371,6 +371,20 @@ def error_from_item(
     )
 
 
+#: Codes of a result URL's error answer saying the file cannot be made, however often it is asked for
+#: (its rendering failed the same way each time): such a download is not retried.
+_RESULT_FAILED_CODES = frozenset({"renderFailed", "encodingFailed", "transcodingFailed", "outputFailed"})
+
+
+def download_failure_is_final(code: str | None) -> bool:
+    """Whether an error answer to a result download says that asking again cannot help.
+
+    Only an explicit code says so: a bare 5xx (an HTML page, no body) stays transient, and so does a
+    code of the timeout, server or rate-limit families.
+    """
+    return code in _RESULT_FAILED_CODES
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether repeating the same HTTP request may succeed."""
     return isinstance(exc, RunwareError) and exc.transient

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from prefect_lipsync.files import default_cache_dir
 from prefect_lipsync.storage.errors import (
     CacheTooSmall,
     ObjectChanged,
@@ -51,8 +52,6 @@ def default_media_cache_dir() -> Path:
     explicit = os.environ.get(CACHE_DIR_ENV)
     if explicit:
         return Path(explicit).expanduser()
-    from prefect_lipsync.media.cache import default_cache_dir  # lazily: media imports this package
-
     return default_cache_dir() / "media"
 
 

@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
-from prefect_lipsync.files import write_text_atomic
-from prefect_lipsync.media.cache import default_cache_dir
+from prefect_lipsync.files import default_cache_dir, write_text_atomic
 from prefect_lipsync.storage.refs import is_s3, join_s3
 
 #: An fsspec URL (or folder) for the shared state of a team's workers.

@@ -580,3 +580,21 @@ def test_looser_service_shapes_can_be_turned_on(emulator: Any, card: Path) -> No
     assert ack.status_code == 200 and ack.json() == {"data": []}
     item = api.poll(task_uuid).json()["data"][0]
     assert "status" not in item and item["videoURL"] and item["taskUUID"] == task_uuid
+
+
+def test_an_output_that_cannot_be_rendered_answers_500_render_failed_with_its_task(
+    emulator: Any, card: Path, tmp_path: Path
+) -> None:
+    api = emulator(latency=0)
+    video = api.upload(card)["mediaUUID"]
+    garbage = tmp_path / "not-audio.wav"
+    garbage.write_bytes(b"RIFF but not a wave file at all" * 10)
+    audio = api.upload(garbage)["mediaURL"]
+    [item] = api.run(
+        inputs={"video": video}, settings={"segments": [{"startTime": 0.5, "endTime": 1.5, "audio": audio}]}
+    )
+    answer = api.http.get(item["videoURL"])
+    assert answer.status_code == 500
+    [error] = answer.json()["errors"]
+    assert error["code"] == "renderFailed" and error["taskUUID"] == item["taskUUID"]
+    assert "could not render" in error["message"] and "\n" not in error["message"]

@@ -323,3 +323,32 @@ def test_an_odd_sized_source_keeps_its_size(
     out = do_render(tmp_path, odd, request(inputs={"video": VIDEO_UUID, "audio": AUDIO_URL}), audio=tone880)
     video = streams(ffprobe(out), "video")[0]
     assert (video["width"], video["height"], video["r_frame_rate"]) == (161, 91, "30/1")
+
+
+@pytest.mark.parametrize("cropped", [True, False], ids=["audio_start_end", "whole_file"])
+def test_one_audio_file_in_two_segments_plays_in_both_windows(
+    cropped: bool, tmp_path: Path, card: Path, two_tone: Path, audio_probe: Any
+) -> None:
+    # The same take cut into two lines: the same file (the same path) feeds both segments.
+    first: dict[str, Any] = {"startTime": 0.2, "endTime": 1.0, "audio": AUDIO_URL}
+    second: dict[str, Any] = {"startTime": 1.8, "endTime": 2.6, "audio": AUDIO_URL}
+    if cropped:
+        first |= {"audioStartTime": 0.0, "audioEndTime": 0.8}
+        second |= {"audioStartTime": 1.1, "audioEndTime": 1.9}
+    req = request(settings={"segments": [first, second]})
+    sound = audio_probe(do_render(tmp_path, card, req, segments=[two_tone, two_tone]))
+    assert sound.duration == pytest.approx(3.0, abs=0.05)
+    assert sound.dominant_hz(0.3, 0.9) == pytest.approx(440, abs=10)
+    assert sound.dominant_hz(1.2, 1.7) == pytest.approx(220, abs=10)  # the original between them
+    # Cropped: the 1320 Hz half; whole file: it starts again from its 440 Hz beginning.
+    assert sound.dominant_hz(1.9, 2.5) == pytest.approx(1320 if cropped else 440, abs=10)
+
+
+def test_the_video_itself_as_the_audio_of_a_segment_renders(
+    tmp_path: Path, card: Path, audio_probe: Any
+) -> None:
+    # The source's own audio feeds the original stretches and a segment: one input, split.
+    req = request(settings={"segments": [{"startTime": 1.0, "endTime": 2.0, "audio": AUDIO_URL}]})
+    sound = audio_probe(do_render(tmp_path, card, req, segments=[card]))
+    assert sound.dominant_hz(0.1, 0.9) == pytest.approx(220, abs=10)
+    assert sound.dominant_hz(1.1, 1.9) == pytest.approx(220, abs=10)

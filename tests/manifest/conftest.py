@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make manifest_testkit importable
 
-from prefect_lipsync.media.cache import CACHE_DIR_ENV
+from prefect_lipsync.files import CACHE_DIR_ENV
 
 
 @pytest.fixture(autouse=True, scope="session")

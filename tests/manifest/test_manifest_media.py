@@ -222,9 +222,10 @@ def test_a_planned_tempo_op_renders_to_the_file_the_request_names(tmp_path: Path
     )
     plan = load_and_plan(manifest, audio_ops_dir=tmp_path / "ops")
     [planned] = plan.jobs[0].audio_ops
-    seg = plan.jobs[0].request.to_wire()["settings"]["segments"][0]
+    seg, following = plan.jobs[0].request.to_wire()["settings"]["segments"]
     assert seg["audio"] == planned.output_uri and planned.op.tempo == pytest.approx(1.6 / 1.5, abs=1e-4)
     rendered = render_audio_op(planned.op, Path(planned.output_path).parent)
     assert rendered.as_uri() == seg["audio"]
     assert probe(rendered).duration >= seg["audioEndTime"]
-    assert seg["endTime"] <= 2.5  # it fits before the next line
+    assert seg["endTime"] <= following["startTime"]  # it fits before the next line
+    assert seg["endTime"] - seg["startTime"] >= seg["audioEndTime"] - seg["audioStartTime"]  # and plays whole

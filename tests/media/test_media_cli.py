@@ -20,7 +20,18 @@ def test_table_shows_each_file_with_geometry_rate_frames_vfr_and_audio(
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     header, ntsc, vfr, wav = out.splitlines()
-    assert header.split() == ["FILE", "DURATION", "S", "VIDEO", "FRAMES", "VFR", "AUDIO"]
+    assert header.split() == [
+        "FILE",
+        "DURATION",
+        "S",
+        "VIDEO",
+        "FRAMES",
+        "VFR",
+        "SHOWN",
+        "AS",
+        "TIMECODE",
+        "AUDIO",
+    ]
     assert ntsc.split() == [
         str(media.videos["30000/1001"]),
         "1.001",
@@ -29,6 +40,8 @@ def test_table_shows_each_file_with_geometry_rate_frames_vfr_and_audio(
         "(30000/1001)",
         "30",
         "no",
+        "-",
+        "-",
         "aac",
         "48000",
         "Hz",
@@ -36,7 +49,20 @@ def test_table_shows_each_file_with_geometry_rate_frames_vfr_and_audio(
         "ch",
     ]
     assert vfr.split()[1:6] == ["1.980", "h264", "160x90@50", "75", "yes"]
-    assert wav.split() == [str(media.wav), "1.500", "-", "-", "-", "pcm_s16le", "44100", "Hz", "1", "ch"]
+    assert wav.split() == [
+        str(media.wav),
+        "1.500",
+        "-",
+        "-",
+        "-",
+        "-",
+        "-",
+        "pcm_s16le",
+        "44100",
+        "Hz",
+        "1",
+        "ch",
+    ]
 
 
 def test_json_lists_media_info_dumps_with_fps_as_fraction_strings(

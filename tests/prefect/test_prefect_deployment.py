@@ -79,9 +79,14 @@ def test_adhoc_deployment_from_prefect_yaml_runs_on_a_process_worker_and_complet
         pool,
     )
     assert deployed.returncode == 0, tail(deployed)
+    # The example downstream step, triggered by each delivered output's event.
+    downstream = operator.prefect(
+        "--no-prompt", "deploy", "--prefect-file", str(PREFECT_FILE), "--name", "publish-dub", "--pool", pool
+    )
+    assert downstream.returncode == 0, tail(downstream)
     entry = adhoc_entry()
     deployment = operator.get("/deployments/name/localize-video/localize-adhoc")
-    assert deployment["entrypoint"] == entry["entrypoint"] == "prefect_lipsync.flows.localize.localize_video"
+    assert deployment["entrypoint"] == entry["entrypoint"] == "prefect_lipsync.flows.video.localize_video"
     assert deployment["work_pool_name"] == pool
     assert deployment["pull_steps"] == []  # module-path entrypoint: nothing is fetched at run time
     assert deployment["parameters"] == entry["parameters"]
@@ -133,4 +138,29 @@ def test_adhoc_deployment_from_prefect_yaml_runs_on_a_process_worker_and_complet
         assert pictures and all(p.stat().st_size > 1000 for p in pictures)
         (output,) = (o for o in result["outputs"] if o["language"] == language)
         assert output["error"] is None and Path(output["output"]) == video
+    lap("outputs checked")
+
+    # Each delivered output started `publish-dub` once, its ref in the run's parameters.
+    publish = operator.get("/deployments/name/publish-dub/publish-dub")
+    delivered = sorted(o["output"] for o in result["outputs"])
+
+    def publish_runs() -> list[dict[str, Any]]:
+        body = {"deployments": {"id": {"any_": [publish["id"]]}}, "limit": 20}
+        return list(operator.post("/flow_runs/filter", body))
+
+    runs = wait_for(lambda: len(found := publish_runs()) >= 2 and found, timeout=90, what="publish-dub runs")
+    time.sleep(3)  # a third run would be a trigger firing twice
+    runs = publish_runs()
+    assert sorted(r["parameters"]["output"] for r in runs) == delivered, [r["parameters"] for r in runs]
+    assert {r["parameters"]["language"] for r in runs} == {"es", "de"}
+    assert all(r["parameters"]["manifest"] == "demo" and r["parameters"]["task_uuid"] for r in runs)
+    ran = operator.prefect("worker", "start", "--pool", pool, "--run-once", timeout=300)
+    assert ran.returncode == 0, tail(ran)
+
+    def completed() -> list[dict[str, Any]]:
+        found = publish_runs()
+        return found if all(r["state"]["type"] == "COMPLETED" for r in found) else []
+
+    assert len(wait_for(completed, timeout=60, what="publish-dub runs completed")) == 2
+    lap("publish-dub triggered and run")
     print("timings: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items()))

@@ -211,7 +211,7 @@ def test_a_batch_run_shows_each_manifest_as_a_task_run_in_a_real_browser(
                     "/task_runs/filter", {"task_runs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 100}
                 )
             )
-            and len(found) >= 12  # 3 manifests, 3 plans, 6 languages
+            and len(found) >= 33  # 3 manifests, 3 plans, 3 probes, 6 languages x 4 steps
             and found
         ),
         timeout=60,
@@ -220,8 +220,10 @@ def test_a_batch_run_shows_each_manifest_as_a_task_run_in_a_real_browser(
     names = sorted(r["name"] for r in task_runs)
     assert [n for n in names if n.startswith("localize-")] == manifests, names
     assert [n for n in names if n.startswith("plan-")] == [f"plan-night-{i:04d}" for i in range(3)], names
-    languages = [f"lipsync-night-{i:04d}-{lang}" for i in range(3) for lang in ("de", "es")]
-    assert [n for n in names if n.startswith("lipsync-")] == languages, names
+    # Each language's steps are task runs of the public tasks, named after their manifest and language.
+    for step in ("submit", "wait", "download", "check"):
+        languages = [f"{step}-night-{i:04d}-{lang}" for i in range(3) for lang in ("de", "es")]
+        assert [n for n in names if n.startswith(f"{step}-")] == languages, names
     assert not operator.post(
         "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}}
     )

@@ -134,3 +134,63 @@ async def test_a_refused_upload_keeps_nothing_in_flight(tmp_path: Path) -> None:
             with pytest.raises(Exception, match="not media"):
                 await client.upload(b"zzz")
             assert await client.upload(b"zzz") == MediaUpload(mediaUUID="m-2")
+
+
+async def test_a_result_whose_rendering_failed_is_asked_for_once_and_the_error_says_why(
+    tmp_path: Path,
+) -> None:
+    said = {
+        "errors": [
+            {"code": "renderFailed", "message": "the emulator could not render this output: bad audio"}
+        ]
+    }
+    with scripted_server([Reply(500, said)]) as server:
+        async with _client(server.url + "/v1") as client:
+            with pytest.raises(DownloadError) as info:
+                await client.download(server.url + "/outputs/x.mp4", tmp_path / "r.mp4")
+        assert len(server.seen) == 1  # the same render fails the same way: no retry
+    error = info.value
+    assert error.code == "renderFailed" and error.status_code == 500
+    assert "answered HTTP 500: the emulator could not render this output: bad audio" in str(error)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(500, b"<html>Internal Server Error</html>"),
+        Reply(503, {"errors": [{"code": "renderTimeout", "message": "busy, try again"}]}),
+        Reply(500, {"errors": [{"code": "internalServerError", "message": "oops"}]}),
+    ],
+    ids=["html-500", "render-timeout-503", "server-500"],
+)
+async def test_a_transient_5xx_download_is_still_retried_then_says_what_the_server_said(
+    reply: Reply, tmp_path: Path
+) -> None:
+    with scripted_server([reply]) as server:
+        async with _client(server.url + "/v1") as client:
+            with pytest.raises(DownloadError) as info:
+                await client.download(server.url + "/outputs/x.mp4", tmp_path / "r.mp4")
+        assert len(server.seen) == QUICK_DOWNLOADS.attempts
+    assert info.value.status_code == reply.status
+    if isinstance(reply.body, dict):
+        assert reply.body["errors"][0]["message"] in str(info.value)
+
+
+async def test_a_result_that_cannot_be_rendered_fails_its_download_once_on_the_emulator(
+    emulator, media: Media, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "not-audio.wav"
+    garbage.write_bytes(b"RIFF but not a wave file at all" * 10)
+    with emulator(latency=0.05) as url:
+        async with _client(url) as client:
+            video = (await client.upload(media.video)).media_uuid
+            audio = (await client.upload(garbage)).media_url
+            assert audio is not None
+            [[result]] = await client.lipsync_many(requests_for(video, audio, 1))
+            with pytest.raises(DownloadError) as info:
+                await client.download(result, tmp_path / "out" / "result.mp4")
+        stats = url.stats()
+    assert info.value.code == "renderFailed" and info.value.task_uuid == result.task_uuid
+    assert "could not render" in str(info.value)
+    assert stats["renders"] == 0 and stats["downloads"] == 0

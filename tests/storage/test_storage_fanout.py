@@ -1,6 +1,8 @@
 """The nightly batch fanned out over a team's Prefect: a server on PostgreSQL, two process workers on
 one pool, media, outputs and the runner's shared state in S3 (Moto), the emulator standing in for
-Runware. Then the same with one worker machine killed in the middle of the batch."""
+Runware. In chunks (`chunk_deployment`: a few flow runs, each many manifests in one process) and the
+earlier way (`manifest_deployment`: a flow run per manifest). Then chunks with one worker machine
+killed in the middle of the batch."""
 
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from infra import PostgresCluster, PrefectServer, free_port
 from prefect_lipsync.media.synth import make_talking_card, make_tone
 from prefect_lipsync.storage import s3_filesystem
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = 10
+CHUNKS = "localize-manifests/localize-manifests"
+PER_MANIFEST = "localize-video/localize-manifest"
 BATCH = textwrap.dedent(
     """
     import asyncio, json, sys
@@ -36,10 +40,11 @@ BATCH = textwrap.dedent(
     from prefect_lipsync.flows.localize import localize_batch
 
     async def main():
+        fan_out = ({"chunk_deployment": sys.argv[4]} if sys.argv[4].startswith("localize-manifests/")
+                   else {"manifest_deployment": sys.argv[4]})
         state = await localize_batch(folder=sys.argv[1], out_dir=sys.argv[2], pattern="*.yaml",
-                                     manifest_deployment="localize-video/localize-manifest",
                                      max_concurrent_manifests=10, base_url=sys.argv[3],
-                                     quality_policy="warn", return_state=True)
+                                     quality_policy="warn", return_state=True, **fan_out)
         result = await state.result(raise_on_failure=False) if state.is_completed() else None
         async with get_client() as client:
             crashed = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
@@ -53,8 +58,8 @@ BATCH = textwrap.dedent(
 )
 
 
-def make_inbox(root: Path, bucket: str) -> Path:
-    """Ten two-language manifests on this disk; their video and Spanish dubs in S3, German dubs on the
+def make_inbox(root: Path, bucket: str, manifests: int) -> Path:
+    """Two-language manifests on this disk; their video and Spanish dubs in S3, German dubs on the
     shared disk (uploaded to the service, so an upload repeated by a resume would show)."""
     fs = s3_filesystem()
     media = root / "media"
@@ -62,7 +67,7 @@ def make_inbox(root: Path, bucket: str) -> Path:
     fs.put(str(video), f"{bucket}/media/source.mp4")
     inbox = root / "inbox"
     inbox.mkdir()
-    for index in range(MANIFESTS):
+    for index in range(manifests):
         languages = {}
         for offset, language in enumerate(("es", "de")):
             dub = make_tone(
@@ -97,8 +102,18 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *(p for child in children.split() for p in process_tree(int(child)))]
 
 
-def run_fanned_out_batch(tmp_path: Path, bucket: str, *, kill_a_worker: bool) -> BatchRun:
-    inbox = make_inbox(tmp_path, bucket)
+def run_fanned_out_batch(
+    tmp_path: Path,
+    bucket: str,
+    *,
+    kill_a_worker: bool,
+    deployment: str = CHUNKS,
+    manifests: int = MANIFESTS,
+    worker_limit: int = 2,
+) -> BatchRun:
+    """The batch over `manifests` manifests, fanned out by `deployment` to two workers, each taking at most
+    `worker_limit` flow runs at once (the README's --limit 2 for chunks)."""
+    inbox = make_inbox(tmp_path, bucket, manifests)
     emulator_port = free_port()
     emulator = subprocess.Popen(
         [
@@ -135,16 +150,20 @@ def run_fanned_out_batch(tmp_path: Path, bucket: str, *, kill_a_worker: bool) ->
                 ("prefect", "work-pool", "create", "lipsync-fan", "--type", "process"),
                 # The team's one-time setup, as README shows it: unresponsive runs get marked Crashed.
                 ("prefect_lipsync.cli", "team-setup", "--unresponsive-after", "60"),
-                (
-                    "prefect",
-                    "--no-prompt",
-                    "deploy",
-                    "--prefect-file",
-                    "deployments/prefect.yaml",
-                    "--name",
-                    "localize-manifest",
-                    "--pool",
-                    "lipsync-fan",
+                # One deployment at a time: given several names, `prefect deploy` ignores `--pool`.
+                *(
+                    (
+                        "prefect",
+                        "--no-prompt",
+                        "deploy",
+                        "--prefect-file",
+                        "deployments/prefect.yaml",
+                        "--name",
+                        name,
+                        "--pool",
+                        "lipsync-fan",
+                    )
+                    for name in ("localize-manifest", "localize-manifests")
                 ),
             ):
                 done = run(*command)
@@ -168,7 +187,7 @@ def run_fanned_out_batch(tmp_path: Path, bucket: str, *, kill_a_worker: bool) ->
                         "--name",
                         name,
                         "--limit",
-                        "5",
+                        str(worker_limit),
                     ],
                     env=env,
                     stdout=log,
@@ -176,7 +195,7 @@ def run_fanned_out_batch(tmp_path: Path, bucket: str, *, kill_a_worker: bool) ->
                     start_new_session=True,
                 )
             batch = subprocess.Popen(
-                [sys.executable, "-c", BATCH, str(inbox), out_dir, f"{emulator_url}/v1"],
+                [sys.executable, "-c", BATCH, str(inbox), out_dir, f"{emulator_url}/v1", deployment],
                 env={**base_env, "PREFECT_LIPSYNC_CACHE_DIR": str(tmp_path / "batch" / "cache")},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -222,20 +241,40 @@ def kill_in_the_middle(worker: subprocess.Popen[bytes], log: Path, emulator_url:
     worker.wait(timeout=30)
 
 
-def assert_every_output_once_and_each_job_paid_once(run: BatchRun, bucket: str) -> None:
-    assert run.outcome["completed"] and run.outcome["done"] == MANIFESTS, run.outcome["message"]
-    assert run.stats["accepted"] == run.stats["distinct_task_uuids"] == 2 * MANIFESTS  # each job paid once
-    assert run.stats["uploads"] == MANIFESTS  # each German dub uploaded once (the Spanish ones presigned)
+def flow_runs_started(log: str) -> int:
+    """Flow runs a worker took, each a process it started."""
+    return log.lower().count("submitting flow run")
+
+
+def assert_every_output_once_and_each_job_paid_once(
+    run: BatchRun, bucket: str, manifests: int = MANIFESTS
+) -> None:
+    assert run.outcome["completed"] and run.outcome["done"] == manifests, run.outcome["message"]
+    assert run.stats["accepted"] == run.stats["distinct_task_uuids"] == 2 * manifests  # each job paid once
+    assert run.stats["uploads"] == manifests  # each German dub uploaded once (the Spanish ones presigned)
     expected = {
         f"{bucket}/outputs/fan-{i}/fan-{i}.{language}.mp4"
-        for i in range(MANIFESTS)
+        for i in range(manifests)
         for language in ("es", "de")
     }
     assert set(run.outputs) == expected  # 20 outputs in S3, once each; nothing in quarantine or staging
 
 
-def test_a_fanned_out_batch_runs_on_both_workers_and_pays_each_job_once(tmp_path: Path, bucket: str) -> None:
-    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=False)
+def test_twenty_manifests_in_chunks_run_on_both_workers_in_fewer_processes_than_manifests(
+    tmp_path: Path, bucket: str
+) -> None:
+    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=False, manifests=20)
+    assert_every_output_once_and_each_job_paid_once(run, bucket, manifests=20)
+    started = {name: flow_runs_started(log) for name, log in run.worker_logs.items()}
+    assert all(count >= 1 for count in started.values()), started  # every worker of the pool took a chunk
+    # Two chunks per online worker: four processes for twenty manifests, none of them run twice.
+    assert sum(started.values()) == 4, started
+
+
+def test_a_batch_fanned_out_per_manifest_still_runs_on_both_workers_and_pays_each_job_once(
+    tmp_path: Path, bucket: str
+) -> None:
+    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=False, deployment=PER_MANIFEST, worker_limit=5)
     assert_every_output_once_and_each_job_paid_once(run, bucket)
     for name, log in run.worker_logs.items():  # every worker of the pool took manifests
         assert "submitting flow run" in log.lower(), name

@@ -30,10 +30,35 @@ if "PREFECT_LIPSYNC_CACHE_DIR" not in os.environ or os.environ.get("PREFECT_LIPS
     os.environ["PREFECT_LIPSYNC_TEST_CACHE_MADE"] = "1"
 
 
+# The longest tests (minutes each under xdist on 2 cores, measured with --durations), longest first.
+# They start before everything else, one per worker, so none of them starts late and sets the wall
+# time on its own. A new minutes-long test belongs here.
+LONGEST_FIRST = (
+    "tests/storage/test_storage_fanout.py::test_a_worker_killed_mid_batch",
+    "tests/storage/test_storage_fanout.py::test_twenty_manifests_in_chunks",
+    "tests/prefect/test_prefect_batch_scale.py::test_a_batch_of_100_jobs",
+    "tests/test_readme.py::test_python_block_runs_as_written",
+    "tests/storage/test_storage_fanout.py::test_a_batch_fanned_out_per_manifest",
+    "tests/prefect/test_prefect_flows.py::test_batch_of_five_manifests_under_faults",
+    "tests/pipeline/test_pipeline_field_media.py::",
+    "tests/composition/",
+    "tests/pipeline/test_cli_localization_media.py::",
+    "tests/prefect/test_prefect_busy_api.py::",
+)
+
+
+def run_order(item: pytest.Item) -> tuple[int, int]:
+    """The longest known tests first (in LONGEST_FIRST's order), then the other `slow` ones, then the rest."""
+    for rank, prefix in enumerate(LONGEST_FIRST):
+        if item.nodeid.startswith(prefix):
+            return (0, rank)
+    return (1 if item.get_closest_marker("slow") else 2, 0)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`slow` tests first (stable order otherwise): under xdist the minutes-long ones then start on
-    different workers at the beginning, instead of one of them starting last and setting the wall time."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Longest first (stable order otherwise): under xdist the minutes-long ones then start on different
+    workers at the beginning, instead of one of them starting last and setting the wall time."""
+    items.sort(key=run_order)
 
 
 @pytest.fixture

@@ -36,9 +36,10 @@ def free_port() -> int:
 
 @pytest.fixture
 def emulator() -> Iterator[str]:
-    """The emulator as its own process. Its cheap outputs (one rendering per request shape, linked for
-    the others): these tests count jobs, payments and delivered files, not what the renderings show,
-    and 100 ffmpeg renderings were most of the batch test's CPU."""
+    """The emulator as its own process, with cheap outputs (one rendering per request shape, linked for
+    the others): these tests count jobs, payments and delivered files, not what the renderings show.
+    (The 100-job test still used 180 s of CPU so: most of it is the checks and pictures of 100 outputs
+    and the temporary server's bookkeeping, not the emulator.)"""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect_lipsync.cli", "emulator", "--port", str(port), "--latency", "2"],

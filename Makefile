@@ -3,7 +3,7 @@ VENV := .venv/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test lint typecheck pytest bench
+.PHONY: setup demo test test-fast lint typecheck pytest bench
 
 setup:
 	@bash scripts/setup.sh
@@ -18,8 +18,17 @@ lint: setup
 typecheck: setup
 	bash scripts/typecheck.sh
 
+# Most tests wait (emulator latency, a Prefect server, a worker's poll) rather than compute, so more
+# workers than cores pays; each worker has its own Prefect server, temp dirs and ports (tests/conftest.py).
+PYTEST_WORKERS ?= 4
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup
+
 pytest: setup
-	$(VENV)/pytest
+	$(VENV)/pytest $(PYTEST_PARALLEL) --durations=25
+
+# The inner loop: everything but the `slow` integration tests.
+test-fast: setup
+	$(VENV)/pytest $(PYTEST_PARALLEL) -m "not slow" --durations=10
 
 test: lint typecheck pytest
 

@@ -1,4 +1,18 @@
-"""Shared test settings. Each area keeps its own fixtures in tests/<area>/conftest.py."""
+"""Shared test settings. Each area keeps its own fixtures in tests/<area>/conftest.py.
+
+The suite runs in parallel (`make test`: pytest-xdist, `-n 4 --dist loadgroup`), so a test must not
+depend on another's leftovers nor on running alone. How a test gets what is its own:
+- folders: `tmp_path` (per test) or `tmp_path_factory` (per session, which is per xdist worker);
+- ports: bind to port 0 or `infra.free_port()`; never a fixed port;
+- Prefect home and server: tests under tests/prefect share their worker's session harness
+  (tests/prefect/conftest.py, one per worker, its own PREFECT_HOME); a test that needs a clean server
+  or separate processes starts its own (`prefect_operator.running_server(tmp_path)` or
+  `infra.PrefectServer(tmp_path / ...)`), each with its own PREFECT_HOME under tmp_path;
+- caches: the `cache_dir` fixture below; the session default is a fresh temp dir per worker;
+- names on a shared server (work pools, blocks, buckets): add a uuid, as the existing tests do.
+Tests that must share one thing across the run can say so with `@pytest.mark.xdist_group("name")`:
+`--dist loadgroup` runs a group on one worker.
+"""
 
 import os
 import tempfile
@@ -9,8 +23,42 @@ import pytest
 # Prefect must never phone home or print telemetry errors from tests.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-# Probe and audio caches of a test run stay out of the user's real cache.
-os.environ.setdefault("PREFECT_LIPSYNC_CACHE_DIR", tempfile.mkdtemp(prefix="prefect-lipsync-test-cache-"))
+# Probe and audio caches of a test run stay out of the user's real cache. xdist workers inherit the
+# controller's environment, so each worker makes its own rather than share the controller's.
+if "PREFECT_LIPSYNC_CACHE_DIR" not in os.environ or os.environ.get("PREFECT_LIPSYNC_TEST_CACHE_MADE"):
+    os.environ["PREFECT_LIPSYNC_CACHE_DIR"] = tempfile.mkdtemp(prefix="prefect-lipsync-test-cache-")
+    os.environ["PREFECT_LIPSYNC_TEST_CACHE_MADE"] = "1"
+
+
+# The longest tests (minutes each under xdist on 2 cores, measured with --durations), longest first.
+# They start before everything else, one per worker, so none of them starts late and sets the wall
+# time on its own. A new minutes-long test belongs here.
+LONGEST_FIRST = (
+    "tests/storage/test_storage_fanout.py::test_a_worker_killed_mid_batch",
+    "tests/storage/test_storage_fanout.py::test_twenty_manifests_in_chunks",
+    "tests/prefect/test_prefect_batch_scale.py::test_a_batch_of_100_jobs",
+    "tests/test_readme.py::test_python_block_runs_as_written",
+    "tests/storage/test_storage_fanout.py::test_a_batch_fanned_out_per_manifest",
+    "tests/prefect/test_prefect_flows.py::test_batch_of_five_manifests_under_faults",
+    "tests/pipeline/test_pipeline_field_media.py::",
+    "tests/composition/",
+    "tests/pipeline/test_cli_localization_media.py::",
+    "tests/prefect/test_prefect_busy_api.py::",
+)
+
+
+def run_order(item: pytest.Item) -> tuple[int, int]:
+    """The longest known tests first (in LONGEST_FIRST's order), then the other `slow` ones, then the rest."""
+    for rank, prefix in enumerate(LONGEST_FIRST):
+        if item.nodeid.startswith(prefix):
+            return (0, rank)
+    return (1 if item.get_closest_marker("slow") else 2, 0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first (stable order otherwise): under xdist the minutes-long ones then start on different
+    workers at the beginning, instead of one of them starting last and setting the wall time."""
+    items.sort(key=run_order)
 
 
 @pytest.fixture

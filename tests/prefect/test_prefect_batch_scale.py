@@ -36,11 +36,16 @@ def free_port() -> int:
 
 @pytest.fixture
 def emulator() -> Iterator[str]:
+    """The emulator as its own process, with cheap outputs (one rendering per request shape, linked for
+    the others): these tests count jobs, payments and delivered files, not what the renderings show.
+    (The 100-job test still used 180 s of CPU so: most of it is the checks and pictures of 100 outputs
+    and the temporary server's bookkeeping, not the emulator.)"""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect_lipsync.cli", "emulator", "--port", str(port), "--latency", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "PREFECT_LIPSYNC_EMULATOR_CHEAP_OUTPUTS": "1"},
     )
     root = f"http://127.0.0.1:{port}"
     for _ in range(150):

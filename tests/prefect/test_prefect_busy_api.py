@@ -21,6 +21,7 @@ from prefect_lipsync.emulator import run_emulator
 pytestmark = pytest.mark.slow
 
 MANIFESTS = 4
+OUTAGE_CALLS = 5  # calls of the batch the outage refuses before it ends
 
 
 def batch_env(tmp_path: Path, api_url: str) -> dict[str, str]:
@@ -84,12 +85,17 @@ def test_jobs_paid_for_before_an_outage_of_the_prefect_api_are_delivered_and_a_r
             time.sleep(0.2)
         assert not delivered(out)
         faults.outage = True  # the Prefect API is gone while the paid jobs finish
-        time.sleep(20)
+        # It stays gone until every paid job has finished on the service and the batch has met the
+        # outage on several calls (not a fixed time: the jobs' 3 s latency is what it has to outlast).
+        deadline = time.monotonic() + 120
+        while base_url.stats()["finished"] < 2 * MANIFESTS or faults.counts["outage"] < OUTAGE_CALLS:
+            assert time.monotonic() < deadline, f"the outage saw {faults.counts}; {base_url.stats()}"
+            time.sleep(0.2)
         faults.outage = False
         stdout, stderr = batch.communicate(timeout=600)
         first = base_url.stats()
         outcome = batch_outcome(stdout, stderr)
-        assert faults.counts["outage"] >= 1  # the run did call the API during the outage
+        assert faults.counts["outage"] >= OUTAGE_CALLS  # the run did call the API during the outage
         assert outcome["completed"], outcome["message"]
         assert len(delivered(out)) == 2 * MANIFESTS
         assert first["accepted"] == first["distinct_task_uuids"] == 2 * MANIFESTS

@@ -19,18 +19,18 @@ import pytest
 import yaml
 from prefect_operator import PREFECT_FILE, Operator, running_server, tail, wait_for
 
-# Every service loops every few seconds instead of every minute or hour: a minute of server life
-# covers many loops of each.
+# Every service loops every second instead of every minute or hour: a quarter of a minute of server
+# life covers many loops of each (about as many as 70 s at 5 s loops did).
 FAST_SERVICES = {
-    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
-    "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "2",
-    "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "5",
-    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS": "5",
-    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "5",
-    "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": "5",
-    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "5",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1",
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS": "1",
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "1",
+    "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": "1",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "1",
 }
-SERVER_LIFE_S = 70.0  # seconds of services looping after the server is healthy
+SERVER_LIFE_S = 15.0  # seconds of services looping after the server is healthy
 PROBLEM = re.compile(r"\bERROR\b|Traceback|CRITICAL|InvalidRequestError|Exception in ")
 
 
@@ -81,7 +81,7 @@ def test_nightly_deployment_gets_scheduled_runs_and_the_server_logs_no_error(ope
         )
         return runs
 
-    runs = wait_for(scheduled_runs, timeout=90, what="scheduled runs of localize-nightly", interval=2)
+    runs = wait_for(scheduled_runs, timeout=90, what="scheduled runs of localize-nightly", interval=0.5)
     assert len(runs) >= 1
     for run in runs:
         start = datetime.fromisoformat(run["expected_start_time"].replace("Z", "+00:00"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 from typing import Any
@@ -161,6 +162,9 @@ def _run(args: argparse.Namespace) -> int:
             webhook_shape=args.webhook_shape,
             **_nsfw_options(args.nsfw_rule),
         )
+        # Ctrl-C stops it even when started by a parent that ignores SIGINT (a shell's `cmd &`, a pytest-xdist
+        # worker): Python keeps an inherited "ignore" and the command would then never stop.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         with run_emulator(host=args.host, port=args.port, log_level="info", **options) as base_url:
             print(f"Runware emulator listening on {base_url}", flush=True)
             print(f"WebSocket: {base_url.replace('http://', 'ws://', 1)}", flush=True)

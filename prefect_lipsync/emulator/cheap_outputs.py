@@ -60,16 +60,7 @@ def reuse(request: Sync3Request, *, video: Path, output: Path, audio_offset: flo
         kept = _known.get(shape_of(request, video, audio_offset))
     if kept is None or not kept.exists():
         return None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".cheap-{os.getpid()}-{threading.get_ident()}{output.suffix}")
-    try:
-        try:
-            os.link(kept, tmp)
-        except OSError:
-            shutil.copyfile(kept, tmp)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _link_atomically(kept, output)
     return output
 
 
@@ -79,16 +70,21 @@ def keep(request: Sync3Request, *, video: Path, output: Path, audio_offset: floa
         return
     shape = shape_of(request, video, audio_offset)
     kept = output.parent / SHAPES_DIR / f"{shape}{output.suffix}"
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    tmp = kept.with_name(f".{kept.name}.{os.getpid()}-{threading.get_ident()}")
+    _link_atomically(output, kept)
+    with _lock:
+        _known[shape] = kept
+
+
+def _link_atomically(source: Path, dest: Path) -> None:
+    """`dest` becomes `source`'s content at once (a hard link, else a copy), never half there."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}")
     try:
         try:
-            os.link(output, tmp)
+            os.link(source, tmp)
         except OSError:
-            shutil.copyfile(output, tmp)
-        os.replace(tmp, kept)
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-    with _lock:
-        _known[shape] = kept

@@ -182,8 +182,16 @@ def run_fanned_out_batch(
         try:
             for command in (
                 ("prefect", "work-pool", "create", "lipsync-fan", "--type", "process"),
-                # The team's one-time setup, as README shows it: unresponsive runs get marked Crashed.
-                ("prefect_lipsync.cli", "team-setup", "--unresponsive-after", "60"),
+                # The team's one-time setup, as README shows it: unresponsive runs get marked Crashed. Soon
+                # where a worker is killed; else late enough for a flow run's process to start beside the
+                # suite's other tests (at 60 s a chunk was once marked Crashed while still Pending on CI,
+                # and run again: six processes where four were asserted).
+                (
+                    "prefect_lipsync.cli",
+                    "team-setup",
+                    "--unresponsive-after",
+                    "60" if kill_a_worker else "300",
+                ),
                 # One deployment at a time: given several names, `prefect deploy` ignores `--pool`.
                 *(
                     (
@@ -330,7 +338,7 @@ def test_twenty_manifests_in_chunks_run_on_both_workers_in_fewer_processes_than_
     started = {name: flow_runs_started(log) for name, log in run.worker_logs.items()}
     assert all(count >= 1 for count in started.values()), started  # every worker of the pool took a chunk
     # Two chunks per online worker: four processes for twenty manifests, none of them run twice.
-    assert sum(started.values()) == 4, started
+    assert sum(started.values()) == 4, (started, run.outcome["crashed"])
     # In the UI, each manifest is its own task run (localize-fan-N) under a chunk's flow run.
     assert run.outcome["manifest_task_runs"] == sorted(f"localize-fan-{i}" for i in range(20))
     # The same batch again skips every manifest and starts no chunk: its own flow run only.

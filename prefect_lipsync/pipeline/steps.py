@@ -34,6 +34,7 @@ from prefect_lipsync.pipeline.settings import RunSettings
 from prefect_lipsync.quality import QualityReport, preflight
 from prefect_lipsync.quality.models import QualityThresholds
 from prefect_lipsync.quality.planned import check_planned_output
+from prefect_lipsync.quality.slots import check_slot
 from prefect_lipsync.quality.source_analysis import SourceAnalysis, shared_source_analysis
 from prefect_lipsync.runware import errors as runware_errors
 from prefect_lipsync.runware.client import RunwareClient, content_task_uuid, with_media_refs
@@ -461,21 +462,22 @@ def check_job_output(
     planned: PlannedJob | Mapping[str, Any] = job if job is not None else {}
     request = job.request if isinstance(job, PlannedJob) else None
     payloads = [request.to_wire()] if request is not None else []
-    analysis = source_analysis_for(str(source), payloads, t)
     expected = (
         lipsync_expected if lipsync_expected is not None else not (result is not None and result.emulated)
     )
-    return check_planned_output(
-        Path(output),
-        local_source(str(source)),
-        planned,
-        t,
-        nsfw_flag=result.nsfw_content if result is not None else None,
-        lipsync_expected=expected,
-        source_analysis=analysis,
-        local_media=local_media(request) if request is not None else None,
-        quarantine_flagged=False,  # delivery decides where every output goes
-    )
+    with check_slot():  # the slot before the source analysis's lock: never one waiting on the other
+        analysis = source_analysis_for(str(source), payloads, t)
+        return check_planned_output(
+            Path(output),
+            local_source(str(source)),
+            planned,
+            t,
+            nsfw_flag=result.nsfw_content if result is not None else None,
+            lipsync_expected=expected,
+            source_analysis=analysis,
+            local_media=local_media(request) if request is not None else None,
+            quarantine_flagged=False,  # delivery decides where every output goes
+        )
 
 
 class QualityCheckFailed(RuntimeError):

@@ -13,6 +13,7 @@ from prefect_lipsync.files import atomic_path
 from prefect_lipsync.quality.frames import sample_frames
 from prefect_lipsync.quality.models import QualityReport, TimeRange
 from prefect_lipsync.quality.payload import PlannedSegment, planned_segments
+from prefect_lipsync.quality.slots import check_slot
 from prefect_lipsync.quality.ssim import Box
 from prefect_lipsync.quality.streams import probe_streams
 
@@ -253,31 +254,32 @@ def write_pictures(
     """Write `<output>.contact.png`, `<output>.timeline.png` and, with a lip-sync measure,
     `<output>.lipsync.png` beside the output (or its quarantined copy). The mouth outlined is
     `mouth_box`, else the one the checks used."""
-    mouth_box = mouth_box if mouth_box is not None else report.mouth_box
-    where = Path(report.quarantined_to) if report.quarantined_to else Path(output)
-    src = probe_streams(Path(source), timeout=timeout)
-    container = report.check("container")
-    readable = container is not None and container.status == "pass" and where.exists()
-    out_duration = probe_streams(where, timeout=timeout).duration if readable else src.duration
-    segments = planned_segments(request_payload, src.duration) if request_payload else []
-    pictures = {
-        "timeline": timeline(
-            report,
-            where.with_name(where.stem + ".timeline.png"),
-            duration=max(out_duration, src.duration),
-            segments=segments,
-        ),
-    }
-    if report.lipsync:
-        pictures["lipsync"] = lipsync_picture(report, where.with_name(where.stem + ".lipsync.png"))
-    if readable:
-        pictures["contact_sheet"] = contact_sheet(
-            where,
-            Path(source),
-            where.with_name(where.stem + ".contact.png"),
-            segments=segments,
-            mouth_box=mouth_box,
-            verdict=report.verdict,
-            timeout=timeout,
-        )
-    return pictures
+    with check_slot():  # decodes like a check: shares the process's check slots
+        mouth_box = mouth_box if mouth_box is not None else report.mouth_box
+        where = Path(report.quarantined_to) if report.quarantined_to else Path(output)
+        src = probe_streams(Path(source), timeout=timeout)
+        container = report.check("container")
+        readable = container is not None and container.status == "pass" and where.exists()
+        out_duration = probe_streams(where, timeout=timeout).duration if readable else src.duration
+        segments = planned_segments(request_payload, src.duration) if request_payload else []
+        pictures = {
+            "timeline": timeline(
+                report,
+                where.with_name(where.stem + ".timeline.png"),
+                duration=max(out_duration, src.duration),
+                segments=segments,
+            ),
+        }
+        if report.lipsync:
+            pictures["lipsync"] = lipsync_picture(report, where.with_name(where.stem + ".lipsync.png"))
+        if readable:
+            pictures["contact_sheet"] = contact_sheet(
+                where,
+                Path(source),
+                where.with_name(where.stem + ".contact.png"),
+                segments=segments,
+                mouth_box=mouth_box,
+                verdict=report.verdict,
+                timeout=timeout,
+            )
+        return pictures

@@ -349,8 +349,19 @@ def test_twenty_manifests_in_chunks_run_on_both_workers_in_fewer_processes_than_
 def test_a_batch_fanned_out_per_manifest_still_runs_on_both_workers_and_pays_each_job_once(
     tmp_path: Path, bucket: str
 ) -> None:
-    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=False, deployment=PER_MANIFEST, worker_limit=5)
-    assert_every_output_once_and_each_job_paid_once(run, bucket)
+    # Six manifests, three at a time per worker: one worker cannot take them all. With a key, so the same
+    # batch again skips them (a re-run that resumes each job is the killed-worker test's).
+    run = run_fanned_out_batch(
+        tmp_path,
+        bucket,
+        kill_a_worker=False,
+        deployment=PER_MANIFEST,
+        manifests=6,
+        worker_limit=3,
+        api_key="team-key",
+    )
+    assert_every_output_once_and_each_job_paid_once(run, bucket, manifests=6)
+    assert run.outcome["again"] == {"done": 0, "skipped": 6, "failed": 0}, run.outcome["again"]
     for name, log in run.worker_logs.items():  # every worker of the pool took manifests
         assert "submitting flow run" in log.lower(), name
 

@@ -23,10 +23,10 @@ from prefect_lipsync.blocks.credentials import RunwareCredentials
 from prefect_lipsync.blocks.settings import LipsyncSettings
 from prefect_lipsync.flows.chunk import (
     ManifestOutcome,
-    batch_report,
     done_marker,
     is_done,
     manifest_digest,
+    manifests_session,
     mark_done,
     run_manifest_here,
 )
@@ -37,8 +37,8 @@ from prefect_lipsync.flows.review import QualityRejected
 from prefect_lipsync.manifest import read_manifest
 from prefect_lipsync.manifest.output_names import output_stem
 from prefect_lipsync.pipeline.destination import Destination
-from prefect_lipsync.tasks.endpoint import OFFLINE_NOTICE, Endpoint, runware_endpoint
-from prefect_lipsync.tasks.resilience import best_effort, reports_in_background
+from prefect_lipsync.tasks.endpoint import Endpoint
+from prefect_lipsync.tasks.resilience import best_effort
 
 __all__ = ["BatchResult", "is_done", "localize_batch", "run_manifest_deployment"]
 
@@ -128,18 +128,7 @@ async def localize_batch(
     else:
         _refuse_beyond_the_temporary_server(pending)
     limit = asyncio.Semaphore(max_concurrent_manifests)
-    async with (
-        runware_endpoint(
-            options.credentials,
-            options.credentials_block,
-            options.base_url,
-            allow_emulator=options.allow_emulator,
-        ) as endpoint,
-        reports_in_background(),
-    ):
-        if endpoint.offline:
-            logger.warning(OFFLINE_NOTICE)
-        report = await batch_report(Path(folder).resolve().name, len(pending), offline=endpoint.offline)
+    async with manifests_session(options, Path(folder).resolve().name, len(pending)) as (endpoint, report):
         statuses = {str(m): "not started" for m in pending}
 
         async def finish(manifest: Path, outcome: ManifestOutcome) -> None:

@@ -11,6 +11,7 @@ Also here: what a manifest run in this process and a done marker are, shared wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -41,7 +42,7 @@ from prefect_lipsync.tasks.resilience import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import AsyncIterator, Awaitable
 
     from prefect.client.schemas.objects import State
 
@@ -127,6 +128,26 @@ async def batch_report(slug_of: str, manifests: int, *, offline: bool) -> BatchR
     except PREFECT_API_ERRORS:
         progress = Progress(None, manifests, unit="manifests")
     return BatchReport(slug, progress, offline=offline)
+
+
+@contextlib.asynccontextmanager
+async def manifests_session(
+    options: RunOptions, report_name: str, manifests: int
+) -> AsyncIterator[tuple[Endpoint, BatchReport]]:
+    """What a batch and a chunk open once for all their manifests: one Runware endpoint (its client
+    and poller), the reports written in the background, and the progress and summary over them."""
+    async with (
+        runware_endpoint(
+            options.credentials,
+            options.credentials_block,
+            options.base_url,
+            allow_emulator=options.allow_emulator,
+        ) as endpoint,
+        reports_in_background(),
+    ):
+        if endpoint.offline:
+            get_run_logger().warning(OFFLINE_NOTICE)
+        yield endpoint, await batch_report(report_name, manifests, offline=endpoint.offline)
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -237,18 +258,7 @@ async def localize_manifests(
 
     await write_outcomes()
     limit = asyncio.Semaphore(max_concurrent_manifests)
-    async with (
-        runware_endpoint(
-            options.credentials,
-            options.credentials_block,
-            options.base_url,
-            allow_emulator=options.allow_emulator,
-        ) as endpoint,
-        reports_in_background(),
-    ):
-        if endpoint.offline:
-            logger.warning(OFFLINE_NOTICE)
-        report = await batch_report(outcomes_key or "chunk", len(pending), offline=endpoint.offline)
+    async with manifests_session(options, outcomes_key or "chunk", len(pending)) as (endpoint, report):
         statuses = {str(m): "not started" for m in pending}
 
         async def one(manifest: Path) -> None:

@@ -58,6 +58,9 @@ DEPLOYMENTS = {
 #: Each worker's --limit: the existing fan-out test's 5 for per-manifest runs (10 manifests at once over
 #: 2 workers); 2 for chunks, the README's advice (the batch makes two chunks per online worker).
 WORKER_LIMITS = {"per-manifest": 5, "chunks": 2}
+#: How often a worker asks for runs to start, as README's team section starts workers (Prefect's
+#: default, 10 s, left a chunk waiting 5 s on average before its process started).
+WORKER_QUERY_SECONDS = "2"
 _REQUEST = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) /api/')
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -286,6 +289,7 @@ class Team:
                 **self.env,
                 "PREFECT_LIPSYNC_CACHE_DIR": str(home / name / "cache"),
                 "PREFECT_LIPSYNC_MEDIA_CACHE_DIR": str(home / name / "media"),
+                "PREFECT_WORKER_QUERY_SECONDS": WORKER_QUERY_SECONDS,  # as README starts workers
             }
             workers[name] = subprocess.Popen(
                 [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", name,

@@ -216,6 +216,7 @@ def run_fanned_out_batch(
                     **base_env,
                     "PREFECT_LIPSYNC_CACHE_DIR": str(tmp_path / name / "cache"),
                     "PREFECT_LIPSYNC_MEDIA_CACHE_DIR": str(tmp_path / name / "media"),
+                    "PREFECT_WORKER_QUERY_SECONDS": "2",  # as README starts workers
                 }
                 workers[name] = subprocess.Popen(
                     [

@@ -2,8 +2,8 @@
 
 A check decodes the output (and frames of its source) in ffmpeg and keeps every frame's mouth crop
 in memory; pictures decode frames again. A batch or a chunk runs many jobs at once, and their checks
-used to start together: at 100 manifests, two chunks on one worker held about 20 decodes at once,
-1.7 GB, on 2 cores that could run 2 of them. Past the cores, more at once only costs memory.
+used to start together: at 100 manifests, one worker running two chunks peaked at 1,670 MB on 2
+cores (1,364 MB with this limit). Past the cores, more decodes at once only cost memory.
 """
 
 from __future__ import annotations

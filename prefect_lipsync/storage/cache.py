@@ -7,7 +7,9 @@ presigned URL keeps its signature, is never part of a key). An URL that sends no
 downloaded again and stored by the SHA-256 of its content. A changed object has a new ETag, so a
 stale copy is never served. Downloads go to a temp file in the cache and are renamed into place
 when complete, so a reader never sees half an object. The cache holds at most `max_bytes`: the
-least recently used entries are deleted to make room before a download starts.
+least recently used entries are deleted to make room before a download starts. A use is recorded
+in the entry's access time, never its mtime: probes and analyses are remembered per (path, size,
+mtime, inode), and a copy that looked new at every use would be probed again by every job.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ class MediaCache:
             for item in os.scandir(self.objects):
                 with contextlib.suppress(FileNotFoundError):
                     st = item.stat()
-                    out.append(CacheEntry(Path(item.path), st.st_size, st.st_mtime))
+                    out.append(CacheEntry(Path(item.path), st.st_size, st.st_atime))
         return sorted(out, key=lambda e: e.last_used)
 
     def total_bytes(self) -> int:
@@ -258,7 +260,8 @@ class MediaCache:
 
     def _hit(self, target: Path) -> bool:
         try:
-            os.utime(target)  # the entry's mtime is its last use: eviction goes by it
+            # The entry's access time is its last use (eviction goes by it); its mtime stays the download's.
+            os.utime(target, ns=(time.time_ns(), os.stat(target).st_mtime_ns))
         except FileNotFoundError:
             return False
         return True

@@ -78,7 +78,7 @@ def test_the_cache_stays_within_its_byte_bound_evicting_least_recently_used(
         assert path.exists()
         assert cache.total_bytes() <= cache.max_bytes
         if i % 2 == 0:
-            os.utime(kept_first, (0, 1e10))  # used again just now (a later mtime than any other entry)
+            os.utime(kept_first, (1e10, 0))  # used again just now (a later access than any other entry)
             assert cache.materialize(refs[0]) == kept_first
     names = {e.path.name.split(".")[0] for e in cache.entries()}
     assert len(names) == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from infra import TinyMedia
 
 from prefect_lipsync.manifest import load_and_plan
 from prefect_lipsync.manifest.errors import ManifestError
+from prefect_lipsync.media.cache import FileKey, ProbeCache
 from prefect_lipsync.media.probe import MediaNotFound, NotMediaFile, probe, probe_many
 from prefect_lipsync.quality.preflight import preflight
 from prefect_lipsync.storage import default_media_cache, local_copies, s3_filesystem
@@ -42,6 +45,32 @@ def test_probe_many_reads_s3_media_through_the_cache_and_names_the_ref(s3_media:
     inodes = {e.path.stat().st_ino for e in entries}
     probe(s3_media["video"])  # through the persistent probe cache this time
     assert {e.path.stat().st_ino for e in default_media_cache().entries()} == inodes  # no new download
+
+
+def test_an_s3_source_used_by_many_jobs_is_probed_once(
+    s3_media: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every job of a batch probes its manifest's video: the local copy must keep the identity the probe
+    cache knows it by, or each use would run ffprobe again (and grow the cache by one entry a use)."""
+    runs = tmp_path / "ffprobe-runs"
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    real = shutil.which("ffprobe")
+    assert real is not None
+    (shim / "ffprobe").write_text(f'#!/bin/sh\necho run >> "{runs}"\nexec "{real}" "$@"\n')
+    (shim / "ffprobe").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    cache = ProbeCache(tmp_path / "probe.json")
+    local = default_media_cache().materialize(s3_media["video"])
+    identity = FileKey.of(local)
+    for _ in range(3):
+        assert probe(s3_media["video"], cache=cache).path == s3_media["video"]
+    assert FileKey.of(local) == identity  # used three times, still the same file version
+    assert len(cache) == 1
+    assert runs.read_text().count("run") == 1
+    # A new process (a fresh cache object over the same file) asks ffprobe nothing either.
+    assert probe(s3_media["video"], cache=ProbeCache(tmp_path / "probe.json")).video is not None
+    assert runs.read_text().count("run") == 1
 
 
 def test_probe_errors_on_s3_refs_name_the_ref_not_the_cache_file(bucket: str) -> None:

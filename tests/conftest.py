@@ -15,10 +15,14 @@ Tests that must share one thing across the run can say so with `@pytest.mark.xdi
 """
 
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make tests/infra.py importable
 
 # Prefect must never phone home or print telemetry errors from tests.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -28,6 +32,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 if "PREFECT_LIPSYNC_CACHE_DIR" not in os.environ or os.environ.get("PREFECT_LIPSYNC_TEST_CACHE_MADE"):
     os.environ["PREFECT_LIPSYNC_CACHE_DIR"] = tempfile.mkdtemp(prefix="prefect-lipsync-test-cache-")
     os.environ["PREFECT_LIPSYNC_TEST_CACHE_MADE"] = "1"
+# One folder for the whole run, shared by the xdist workers (they inherit it): the migrated Prefect
+# database every test server starts on is made there once (infra.migrated_prefect_db).
+_RUN_DIR_MADE_HERE = "PREFECT_LIPSYNC_TEST_RUN_DIR" not in os.environ
+if _RUN_DIR_MADE_HERE:
+    os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="prefect-lipsync-test-run-")
 
 
 # The longest tests (minutes each under xdist on 2 cores, measured with --durations), longest first.
@@ -59,6 +68,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest first (stable order otherwise): under xdist the minutes-long ones then start on different
     workers at the beginning, instead of one of them starting last and setting the wall time."""
     items.sort(key=run_order)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The process that made the run's shared folder removes it (the controller, under xdist)."""
+    if _RUN_DIR_MADE_HERE:
+        shutil.rmtree(os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

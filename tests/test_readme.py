@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from infra import seed_prefect_home
 
 from prefect_lipsync.demo import build_demo
 from prefect_lipsync.emulator import run_emulator
@@ -77,8 +78,9 @@ def test_python_block_runs_as_written_against_the_emulator(index: int, tmp_path:
             env={
                 **env,
                 "RUNWARE_BASE_URL": str(base_url),
-                # A newcomer's machine: no server configured, so Prefect starts a temporary one.
-                "PREFECT_HOME": str(tmp_path / "prefect-home"),
+                # No server configured, so Prefect starts a temporary one (its database migrated, as after
+                # `make demo`; the first start on a new machine is tests/prefect/test_cli_output_clean.py's).
+                "PREFECT_HOME": str(seed_prefect_home(tmp_path / "prefect-home")),
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "240",  # slow to start on a loaded machine
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "DO_NOT_TRACK": "1",

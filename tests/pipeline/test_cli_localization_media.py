@@ -15,6 +15,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # --import-mode=importlib: tests/tone_meter.py
 
+from infra import seed_prefect_home
 from tone_meter import Channels
 
 from prefect_lipsync.emulator import run_emulator
@@ -38,7 +39,7 @@ def clean_env(home: Path) -> dict[str, str]:
         if not (k.startswith("PREFECT_") and not k.startswith("PREFECT_LIPSYNC_"))
         and k not in {"RUNWARE_API_KEY", "RUNWARE_BASE_URL"}
     }
-    return {**env, "PREFECT_HOME": str(home), "COLUMNS": "200"}
+    return {**env, "PREFECT_HOME": str(seed_prefect_home(home)), "COLUMNS": "200"}
 
 
 def run_cli(tmp_path: Path, manifest: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -23,9 +23,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module", autouse=True)
 def prefect_harness() -> object:
-    from prefect.testing.utilities import prefect_test_harness
+    from infra import harness_on_a_migrated_db
 
-    with prefect_test_harness(server_startup_timeout=180):
+    with harness_on_a_migrated_db(server_startup_timeout=180):
         yield
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from infra import seed_prefect_home
 
 from prefect_lipsync.cli import main
 from prefect_lipsync.media import synth
@@ -55,7 +56,7 @@ def run(manifest: Path, tmp_path: Path) -> dict[str, Any]:
         and k not in {"RUNWARE_API_KEY", "RUNWARE_BASE_URL"}
     }
     env |= {
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_HOME": str(seed_prefect_home(tmp_path / "prefect-home")),  # a migrated temporary server
         "PREFECT_LIPSYNC_CACHE_DIR": str(tmp_path / "cache"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",

@@ -1,4 +1,5 @@
-"""One Prefect test server for the Prefect-layer tests (started once, SQLite, loopback)."""
+"""One Prefect test server for the Prefect-layer tests (started once per xdist worker, SQLite, loopback),
+on a copy of the run's migrated database (infra.harness_on_a_migrated_db)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make prefect_operator importable
+sys.path.insert(0, str(Path(__file__).parents[1]))  # and tests/infra.py
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -24,7 +26,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         PREFECT_LOCAL_STORAGE_PATH,
         temporary_settings,
     )
-    from prefect.testing.utilities import prefect_test_harness
+    from infra import harness_on_a_migrated_db
 
     home = tmp_path_factory.mktemp("prefect-home")
     with (
@@ -35,7 +37,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
                 PREFECT_LOCAL_STORAGE_PATH: str(home / "storage"),
             }
         ),
-        prefect_test_harness(server_startup_timeout=120),
+        harness_on_a_migrated_db(server_startup_timeout=120),
     ):
         yield
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from infra import seed_prefect_home
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT_FILE = REPO / "deployments" / "prefect.yaml"
@@ -133,12 +134,12 @@ def tail(done: subprocess.CompletedProcess[str]) -> str:
 @contextlib.contextmanager
 def running_server(workdir: Path, settings: Mapping[str, str] | None = None) -> Iterator[Operator]:
     """A real `prefect server start` on a free loopback port, SQLite in a fresh PREFECT_HOME under
-    `workdir`; its output goes to `<workdir>/logs/server.log`. `settings` are extra PREFECT_* variables
+    `workdir` (its database already migrated: `infra.seed_prefect_home`); its output goes to `<workdir>/logs/server.log`. `settings` are extra PREFECT_* variables
     of the server process (e.g. shorter service loops)."""
     port = free_port()
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    op = Operator(workdir / "prefect-home", f"http://127.0.0.1:{port}/api", logs)
+    op = Operator(seed_prefect_home(workdir / "prefect-home"), f"http://127.0.0.1:{port}/api", logs)
     with (logs / "server.log").open("wb") as server_log:
         server = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],

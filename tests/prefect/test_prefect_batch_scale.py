@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from batch_script import batch_command, batch_outcome
+from infra import seed_prefect_home
 
 from prefect_lipsync.demo import build_batch_inbox
 
@@ -67,7 +68,7 @@ def test_a_batch_of_100_jobs_on_the_default_setup_completes_with_each_job_accept
     build_batch_inbox(inbox, MANIFESTS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(
-        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_HOME=str(seed_prefect_home(tmp_path / "prefect-home")),  # migrated, as after `make demo`
         PREFECT_LIPSYNC_CACHE_DIR=str(tmp_path / "cache"),
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
         PREFECT_LOGGING_LEVEL="WARNING",
@@ -95,7 +96,7 @@ def test_a_batch_larger_than_the_temporary_server_holds_is_refused_before_anythi
     build_batch_inbox(inbox, 2)  # 4 jobs, over a limit of 3
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(
-        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_HOME=str(seed_prefect_home(tmp_path / "prefect-home")),
         PREFECT_LIPSYNC_CACHE_DIR=str(tmp_path / "cache"),
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
         PREFECT_LIPSYNC_TEMPORARY_SERVER_MAX_JOBS="3",

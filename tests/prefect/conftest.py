@@ -20,13 +20,13 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    from infra import harness_on_a_migrated_db
     from prefect.settings import (
         PREFECT_API_SERVICES_TRIGGERS_ENABLED,
         PREFECT_HOME,
         PREFECT_LOCAL_STORAGE_PATH,
         temporary_settings,
     )
-    from infra import harness_on_a_migrated_db
 
     home = tmp_path_factory.mktemp("prefect-home")
     with (

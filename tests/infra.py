@@ -320,7 +320,8 @@ def migrated_prefect_db() -> Path:
     upgrade`, made once per test run (the first worker to ask makes it, the others wait on a file lock)."""
     import fcntl
 
-    run_dir = Path(os.environ.get(TEST_RUN_DIR_ENV) or tempfile.gettempdir())
+    # Never a shared folder such as /tmp: a database migrated by another Prefect version would be reused.
+    run_dir = Path(os.environ[TEST_RUN_DIR_ENV])
     made = run_dir / "prefect-migrated.db"
     with open(run_dir / "prefect-migrated.lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -339,7 +340,9 @@ def migrated_prefect_db() -> Path:
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         if done.returncode != 0 or not database.exists():
-            raise RuntimeError(f"prefect server database upgrade failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            raise RuntimeError(
+                f"prefect server database upgrade failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
         # One self-contained file: fold the write-ahead log in before it is copied.
         with contextlib.closing(sqlite3.connect(database)) as connection:
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -36,7 +36,11 @@ stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c
 if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages into .venv (pinned by constraints.txt)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+  # pip compiles each installed file to bytecode in one process; compileall below does it on every core.
+  .venv/bin/python -m pip install -q --no-compile --disable-pip-version-check -c constraints.txt -e ".[dev]"
+  site_packages=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  # Some packages ship files for other Python versions (templates, test data): they stay uncompiled.
+  .venv/bin/python -m compileall -q -j 0 "$site_packages" >/dev/null 2>&1 || true
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

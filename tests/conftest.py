@@ -37,6 +37,12 @@ if "PREFECT_LIPSYNC_CACHE_DIR" not in os.environ or os.environ.get("PREFECT_LIPS
 _RUN_DIR_MADE_HERE = "PREFECT_LIPSYNC_TEST_RUN_DIR" not in os.environ
 if _RUN_DIR_MADE_HERE:
     os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="prefect-lipsync-test-run-")
+    # Every emulator of the run (in a test's process or its own) renders a given request once: dozens of
+    # tests render the same demo. A hit is the file that same command made from the same bytes.
+    os.environ.setdefault(
+        "PREFECT_LIPSYNC_EMULATOR_RENDER_CACHE",
+        os.path.join(os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"], "renders"),
+    )
 
 
 # The longest tests (minutes each under xdist on 2 cores, measured with --durations), longest first.
@@ -44,7 +50,7 @@ if _RUN_DIR_MADE_HERE:
 # time on its own. A new minutes-long test belongs here.
 LONGEST_FIRST = (
     "tests/storage/test_storage_fanout.py::test_a_worker_killed_mid_batch",
-    "tests/storage/test_storage_fanout.py::test_twenty_manifests_in_chunks",
+    "tests/storage/test_storage_fanout.py::test_a_dozen_manifests_in_chunks",
     "tests/prefect/test_prefect_batch_scale.py::test_a_batch_of_100_jobs",
     "tests/test_readme.py::test_python_block_runs_as_written",
     "tests/storage/test_storage_fanout.py::test_a_batch_fanned_out_per_manifest",

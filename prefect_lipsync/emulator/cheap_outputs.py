@@ -11,13 +11,12 @@ emulator unless told.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import shutil
 import threading
 from pathlib import Path
 
+from prefect_lipsync.emulator.render_cache import link_atomically
 from prefect_lipsync.runware.models import Sync3Request
 
 ENV = "PREFECT_LIPSYNC_EMULATOR_CHEAP_OUTPUTS"
@@ -60,7 +59,7 @@ def reuse(request: Sync3Request, *, video: Path, output: Path, audio_offset: flo
         kept = _known.get(shape_of(request, video, audio_offset))
     if kept is None or not kept.exists():
         return None
-    _link_atomically(kept, output)
+    link_atomically(kept, output)
     return output
 
 
@@ -70,21 +69,6 @@ def keep(request: Sync3Request, *, video: Path, output: Path, audio_offset: floa
         return
     shape = shape_of(request, video, audio_offset)
     kept = output.parent / SHAPES_DIR / f"{shape}{output.suffix}"
-    _link_atomically(output, kept)
+    link_atomically(output, kept)
     with _lock:
         _known[shape] = kept
-
-
-def _link_atomically(source: Path, dest: Path) -> None:
-    """`dest` becomes `source`'s content at once (a hard link, else a copy), never half there."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}")
-    try:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)

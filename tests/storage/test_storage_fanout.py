@@ -329,41 +329,42 @@ def assert_every_output_once_and_each_job_paid_once(
         for i in range(manifests)
         for language in ("es", "de")
     }
-    assert set(run.outputs) == expected  # 20 outputs in S3, once each; nothing in quarantine or staging
+    assert set(run.outputs) == expected  # two outputs a manifest in S3, once each; none in quarantine or staging
 
 
-def test_twenty_manifests_in_chunks_run_on_both_workers_in_fewer_processes_than_manifests(
+def test_a_dozen_manifests_in_chunks_run_on_both_workers_in_fewer_processes_than_manifests(
     tmp_path: Path, bucket: str
 ) -> None:
-    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=False, manifests=20, api_key="team-key")
-    assert_every_output_once_and_each_job_paid_once(run, bucket, manifests=20)
+    # Twelve, three to a chunk: enough for chunks to matter; the batch of a hundred jobs is the size test.
+    run = run_fanned_out_batch(tmp_path, bucket, kill_a_worker=False, manifests=12, api_key="team-key")
+    assert_every_output_once_and_each_job_paid_once(run, bucket, manifests=12)
     started = {name: flow_runs_started(log) for name, log in run.worker_logs.items()}
     assert all(count >= 1 for count in started.values()), started  # every worker of the pool took a chunk
-    # Two chunks per online worker: four processes for twenty manifests, none of them run twice.
+    # Two chunks per online worker: four processes for twelve manifests, none of them run twice.
     assert sum(started.values()) == 4, (started, run.outcome["crashed"])
     # In the UI, each manifest is its own task run (localize-fan-N) under a chunk's flow run.
-    assert run.outcome["manifest_task_runs"] == sorted(f"localize-fan-{i}" for i in range(20))
+    assert run.outcome["manifest_task_runs"] == sorted(f"localize-fan-{i}" for i in range(12))
     # The same batch again skips every manifest and starts no chunk: its own flow run only.
-    assert run.outcome["again"] == {"done": 0, "skipped": 20, "failed": 0}, run.outcome["again"]
+    assert run.outcome["again"] == {"done": 0, "skipped": 12, "failed": 0}, run.outcome["again"]
     assert run.outcome["flow_runs_started_again"] == 1
 
 
 def test_a_batch_fanned_out_per_manifest_still_runs_on_both_workers_and_pays_each_job_once(
     tmp_path: Path, bucket: str
 ) -> None:
-    # Six manifests, three at a time per worker: one worker cannot take them all. With a key, so the same
+    # Four manifests, two at a time per worker: one worker cannot take them all. With a key, so the same
     # batch again skips them (a re-run that resumes each job is the killed-worker test's).
     run = run_fanned_out_batch(
         tmp_path,
         bucket,
         kill_a_worker=False,
         deployment=PER_MANIFEST,
-        manifests=6,
-        worker_limit=3,
+        manifests=4,
+        worker_limit=2,
         api_key="team-key",
     )
-    assert_every_output_once_and_each_job_paid_once(run, bucket, manifests=6)
-    assert run.outcome["again"] == {"done": 0, "skipped": 6, "failed": 0}, run.outcome["again"]
+    assert_every_output_once_and_each_job_paid_once(run, bucket, manifests=4)
+    assert run.outcome["again"] == {"done": 0, "skipped": 4, "failed": 0}, run.outcome["again"]
     for name, log in run.worker_logs.items():  # every worker of the pool took manifests
         assert flow_runs_started(log) >= 1, name
 

@@ -136,6 +136,10 @@ def _nsfw_options(rules: list[str]) -> dict[str, Any]:
     return options
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(args: argparse.Namespace) -> int:
     from prefect_lipsync.emulator.server import run_emulator
 
@@ -165,6 +169,9 @@ def _run(args: argparse.Namespace) -> int:
         # Ctrl-C stops it even when started by a parent that ignores SIGINT (a shell's `cmd &`, a pytest-xdist
         # worker): Python keeps an inherited "ignore" and the command would then never stop.
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # SIGTERM (a supervisor's or `kill`'s stop) ends it the same way, so its temporary storage of
+        # uploads and renderings is removed rather than left behind in the temp folder.
+        signal.signal(signal.SIGTERM, _interrupt)
         with run_emulator(host=args.host, port=args.port, log_level="info", **options) as base_url:
             print(f"Runware emulator listening on {base_url}", flush=True)
             print(f"WebSocket: {base_url.replace('http://', 'ws://', 1)}", flush=True)

@@ -27,13 +27,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make 
 # Prefect must never phone home or print telemetry errors from tests.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-# Probe and audio caches of a test run stay out of the user's real cache. xdist workers inherit the
-# controller's environment, so each worker makes its own rather than share the controller's.
-if "PREFECT_LIPSYNC_CACHE_DIR" not in os.environ or os.environ.get("PREFECT_LIPSYNC_TEST_CACHE_MADE"):
-    os.environ["PREFECT_LIPSYNC_CACHE_DIR"] = tempfile.mkdtemp(prefix="prefect-lipsync-test-cache-")
-    os.environ["PREFECT_LIPSYNC_TEST_CACHE_MADE"] = "1"
-# One folder for the whole run, shared by the xdist workers (they inherit it): the migrated Prefect
-# database every test server starts on is made there once (infra.migrated_prefect_db).
+# One folder for the whole run, shared by the xdist workers (they inherit it) and removed at its end:
+# the migrated Prefect database every test server starts on is made there once
+# (infra.migrated_prefect_db), and each process's probe and audio cache lives there.
 _RUN_DIR_MADE_HERE = "PREFECT_LIPSYNC_TEST_RUN_DIR" not in os.environ
 if _RUN_DIR_MADE_HERE:
     os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="prefect-lipsync-test-run-")
@@ -43,6 +39,13 @@ if _RUN_DIR_MADE_HERE:
         "PREFECT_LIPSYNC_EMULATOR_RENDER_CACHE",
         os.path.join(os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"], "renders"),
     )
+# Probe and audio caches of a test run stay out of the user's real cache. xdist workers inherit the
+# controller's environment, so each worker makes its own rather than share the controller's.
+if "PREFECT_LIPSYNC_CACHE_DIR" not in os.environ or os.environ.get("PREFECT_LIPSYNC_TEST_CACHE_MADE"):
+    os.environ["PREFECT_LIPSYNC_CACHE_DIR"] = tempfile.mkdtemp(
+        prefix="cache-", dir=os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"]
+    )
+    os.environ["PREFECT_LIPSYNC_TEST_CACHE_MADE"] = "1"
 
 
 # The longest tests (minutes each under xdist on 2 cores, measured with --durations), longest first.

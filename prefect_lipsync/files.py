@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -119,6 +121,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
         raise
     _fsync_dir(target.parent)
+
+
+def link_or_copy_atomic(source: Path, dest: Path) -> None:
+    """`dest` becomes `source`'s content at once (a hard link, else a copy), never half there."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}")
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_chunks_atomic(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> Path:

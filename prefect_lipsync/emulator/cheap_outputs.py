@@ -16,7 +16,7 @@ import os
 import threading
 from pathlib import Path
 
-from prefect_lipsync.emulator.render_cache import link_atomically
+from prefect_lipsync.files import link_or_copy_atomic
 from prefect_lipsync.runware.models import Sync3Request
 
 ENV = "PREFECT_LIPSYNC_EMULATOR_CHEAP_OUTPUTS"
@@ -59,7 +59,7 @@ def reuse(request: Sync3Request, *, video: Path, output: Path, audio_offset: flo
         kept = _known.get(shape_of(request, video, audio_offset))
     if kept is None or not kept.exists():
         return None
-    link_atomically(kept, output)
+    link_or_copy_atomic(kept, output)
     return output
 
 
@@ -69,6 +69,6 @@ def keep(request: Sync3Request, *, video: Path, output: Path, audio_offset: floa
         return
     shape = shape_of(request, video, audio_offset)
     kept = output.parent / SHAPES_DIR / f"{shape}{output.suffix}"
-    link_atomically(output, kept)
+    link_or_copy_atomic(output, kept)
     with _lock:
         _known[shape] = kept

@@ -13,11 +13,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from prefect_lipsync.files import link_or_copy_atomic
 from prefect_lipsync.media.hashing import cached_file_sha256
 
 ENV = "PREFECT_LIPSYNC_EMULATOR_RENDER_CACHE"
@@ -49,7 +48,7 @@ def fetch(cache_key: str | None, output: Path) -> bool:
     if not kept.exists():
         return False
     try:
-        link_atomically(kept, output)
+        link_or_copy_atomic(kept, output)
     except OSError:
         return False  # evicted or unreadable meanwhile: render instead
     return True
@@ -62,19 +61,4 @@ def store(cache_key: str | None, output: Path) -> None:
         return
     with contextlib.suppress(OSError):
         root.mkdir(parents=True, exist_ok=True)
-        link_atomically(output, root / f"{cache_key}{output.suffix}")
-
-
-def link_atomically(source: Path, dest: Path) -> None:
-    """`dest` becomes `source`'s content at once (a hard link, else a copy), never half there."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}")
-    try:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        link_or_copy_atomic(output, root / f"{cache_key}{output.suffix}")

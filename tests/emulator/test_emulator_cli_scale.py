@@ -20,13 +20,15 @@ import pytest
 AUTH = {"Authorization": "Bearer k"}
 
 
-def start_command(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start `prefect-lipsync emulator ARGS` and read the base URL it prints."""
+def start_command(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start `prefect-lipsync emulator ARGS` (with `env` added to this environment) and read the base
+    URL it prints."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect_lipsync.cli", "emulator", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -104,29 +106,20 @@ def test_command_serves_until_ctrl_c_with_its_options(card: Path) -> None:
 def test_sigterm_stops_the_command_and_removes_its_temporary_storage(tmp_path: Path, card: Path) -> None:
     temp = tmp_path / "temp"
     temp.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect_lipsync.cli", "emulator", "--port", "0", "--latency", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TMPDIR": str(temp)},
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    base_url = re.search(r"(http://127\.0\.0\.1:\d+/v1)", proc.stdout.readline())
-    assert base_url is not None
+    proc, base_url = start_command("--latency", "0", env={"TMPDIR": str(temp)})
     upload = {
         "taskType": "mediaStorage",
         "taskUUID": str(uuid.uuid4()),
         "operation": "upload",
         "media": base64.b64encode(card.read_bytes()).decode(),
     }
-    assert httpx.post(base_url.group(1), json=[upload], headers=AUTH, timeout=30).status_code == 200
+    assert httpx.post(base_url, json=[upload], headers=AUTH, timeout=30).status_code == 200
     [storage] = list(temp.glob("lipsync-emulator-*"))
     assert any(p.is_file() for p in storage.rglob("*"))  # the upload is kept there while it serves
     proc.terminate()  # SIGTERM, as a supervisor or `kill` stops it
     assert proc.wait(timeout=15) == 0
     assert not list(temp.glob("lipsync-emulator-*")), "the temporary storage was left behind"
-    assert "Traceback" not in proc.stderr.read()
+    assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
 
 
 def test_command_refuses_a_bad_rate_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:

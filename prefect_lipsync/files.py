@@ -123,15 +123,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     _fsync_dir(target.parent)
 
 
-def link_or_copy_atomic(source: Path, dest: Path) -> None:
-    """`dest` becomes `source`'s content at once (a hard link, else a copy), never half there."""
+def link_or_copy_atomic(source: Path, dest: Path, *, link: bool = True) -> None:
+    """`dest` becomes `source`'s content at once (a hard link if `link` and the disk allows, else a
+    copy), never half there."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}")
     try:
         try:
-            os.link(source, tmp)
+            if not link:
+                shutil.copyfile(source, tmp)
+            else:
+                os.link(source, tmp)
         except OSError:
-            shutil.copyfile(source, tmp)
+            if not link:
+                raise
+            shutil.copyfile(source, tmp)  # another disk, or no hard links there
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(OSError):

@@ -39,6 +39,11 @@ if _RUN_DIR_MADE_HERE:
         "PREFECT_LIPSYNC_EMULATOR_RENDER_CACHE",
         os.path.join(os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"], "renders"),
     )
+    # Likewise synthetic media (media.synth): hundreds of tests make the same few cards and tones; each
+    # gets its own copy of the file that command made.
+    os.environ.setdefault(
+        "PREFECT_LIPSYNC_SYNTH_CACHE", os.path.join(os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"], "synth")
+    )
 # Probe and audio caches of a test run stay out of the user's real cache. xdist workers inherit the
 # controller's environment, so each worker makes its own rather than share the controller's.
 if "PREFECT_LIPSYNC_CACHE_DIR" not in os.environ or os.environ.get("PREFECT_LIPSYNC_TEST_CACHE_MADE"):

@@ -20,7 +20,8 @@ from typing import Any
 
 import ffmpeg
 
-from prefect_lipsync.emulator import cheap_outputs, render_cache
+from prefect_lipsync.emulator import cheap_outputs
+from prefect_lipsync.emulator.render_cache import RENDER_CACHE
 from prefect_lipsync.media.errors import MediaError
 from prefect_lipsync.media.ffmpeg_runner import run_ffprobe_json, run_stream
 from prefect_lipsync.media.synth import speak
@@ -372,11 +373,11 @@ def render(
             argv = ffmpeg.compile(command, cmd="ffmpeg", overwrite_output=True)
         except ValueError as exc:  # ffmpeg-python refused the graph: a bug here, said as a render failure
             raise MediaError(output, f"the audio layout could not be built ({exc})") from exc
-        cache_key = render_cache.key(argv, inputs=[video, *files], output=tmp)
-        if not render_cache.fetch(cache_key, output):  # PREFECT_LIPSYNC_EMULATOR_RENDER_CACHE
+        cache_key = RENDER_CACHE.key(argv, inputs=[video, *files], output=tmp)
+        if not RENDER_CACHE.fetch(cache_key, output):  # PREFECT_LIPSYNC_EMULATOR_RENDER_CACHE
             run_stream(command, timeout=timeout, path=output)
             os.replace(tmp, output)
-            render_cache.store(cache_key, output)
+            RENDER_CACHE.store(cache_key, output)
         cheap_outputs.keep(request, video=video, output=output, audio_offset=audio_offset)
     finally:
         tmp.unlink(missing_ok=True)

@@ -2,6 +2,10 @@
 
 Nothing here downloads anything: a "talking card" is a drawn face with a mouth box that opens
 and closes, over a lavfi test pattern, so every pixel outside the mouth is predictable.
+
+`PREFECT_LIPSYNC_SYNTH_CACHE=DIR` keeps each file made here in DIR by the command that made it and gives
+a copy for the same command again (`media.output_cache`): the test suite makes the same few cards and
+tones in hundreds of tests. Off by default.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from prefect_lipsync.files import atomic_path
 from prefect_lipsync.media.errors import FFmpegFailed, FFmpegNotFound, FFmpegTimeout
 from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
 from prefect_lipsync.media.mix import layout_channels
+from prefect_lipsync.media.output_cache import OutputCache
+
+SYNTH_CACHE = OutputCache("PREFECT_LIPSYNC_SYNTH_CACHE", share_files=False)  # copies: tests edit their media
 
 #: Where the drawn mouth sits on a card of the default size (x1, y1, x2, y2), for checks.
 DEFAULT_SIZE = (640, 360)
@@ -30,6 +37,14 @@ def face_box(width: int, height: int) -> tuple[int, int, int, int]:
 def mouth_box(width: int, height: int) -> tuple[int, int, int, int]:
     """The drawn mouth of a talking card of this size (x1, y1, x2, y2)."""
     return (width * 7 // 16, height * 7 // 12, width * 9 // 16, height * 2 // 3)
+
+
+def _ffmpeg_into(
+    tmp: Path, args: Sequence[str], *, out: Path, timeout: float, inputs: Sequence[Path] = ()
+) -> None:
+    """`ffmpeg <args> <tmp>`, or the file that command made before (PREFECT_LIPSYNC_SYNTH_CACHE)."""
+    argv = [*args, str(tmp)]
+    SYNTH_CACHE.make(argv, output=tmp, inputs=inputs, run=lambda: run_ffmpeg(argv, timeout=timeout, path=out))
 
 
 def make_talking_card(
@@ -76,7 +91,7 @@ def make_talking_card(
     if audio:
         args += ["-c:a", "aac", "-b:a", "96k", "-shortest"]
     with atomic_path(out) as tmp:
-        run_ffmpeg([*args, str(tmp)], timeout=timeout, path=out)
+        _ffmpeg_into(tmp, args, out=out, timeout=timeout)
     return out
 
 
@@ -108,10 +123,12 @@ def make_master(
             chains.append(f"[{i + 1}:a]pan={layout}|{spread}[a{i}]")
         maps = ["-map", "0:v"] + [a for i in range(len(audio)) for a in ("-map", f"[a{i}]")]
         with atomic_path(out) as tmp:
-            run_ffmpeg(
-                [*args, "-filter_complex", ";".join(chains), *maps, "-c:v", "copy", "-c:a", "aac", str(tmp)],
+            _ffmpeg_into(
+                tmp,
+                [*args, "-filter_complex", ";".join(chains), *maps, "-c:v", "copy", "-c:a", "aac"],
+                out=out,
                 timeout=timeout,
-                path=out,
+                inputs=[picture],
             )
     return out
 
@@ -128,17 +145,17 @@ def make_tone(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
-        run_ffmpeg(
+        _ffmpeg_into(
+            tmp,
             [
                 "-y",
                 "-f",
                 "lavfi",
                 "-i",
                 f"sine=frequency={frequency}:sample_rate={sample_rate}:duration={duration}",
-                str(tmp),
             ],
+            out=out,
             timeout=timeout,
-            path=out,
         )
     return out
 
@@ -150,10 +167,11 @@ def make_silence(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
-        run_ffmpeg(
-            ["-y", "-f", "lavfi", "-i", f"anullsrc=r={sample_rate}:cl=mono", "-t", str(duration), str(tmp)],
+        _ffmpeg_into(
+            tmp,
+            ["-y", "-f", "lavfi", "-i", f"anullsrc=r={sample_rate}:cl=mono", "-t", str(duration)],
+            out=out,
             timeout=timeout,
-            path=out,
         )
     return out
 
@@ -168,18 +186,20 @@ def speak(
     if binary is None:
         raise FFmpegNotFound(out, "espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)")
     with atomic_path(out) as tmp:
-        try:
-            done = subprocess.run(
-                [binary, "-v", voice, "-s", str(speed_wpm), "-w", str(tmp), text],
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise FFmpegTimeout(out, f"espeak-ng did not finish within {timeout:g} s") from exc
-        if done.returncode != 0:
-            raise FFmpegFailed(out, "espeak-ng failed", done.stderr.decode("utf-8", "replace")[-500:])
+        argv = ["espeak-ng", "-v", voice, "-s", str(speed_wpm), "-w", str(tmp), text]
+        SYNTH_CACHE.make(
+            argv, output=tmp, run=lambda: _run_espeak([binary, *argv[1:]], out=out, timeout=timeout)
+        )
     return out
+
+
+def _run_espeak(argv: list[str], *, out: Path, timeout: float) -> None:
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegTimeout(out, f"espeak-ng did not finish within {timeout:g} s") from exc
+    if done.returncode != 0:
+        raise FFmpegFailed(out, "espeak-ng failed", done.stderr.decode("utf-8", "replace")[-500:])
 
 
 # ---- media as localization teams receive it: phone clips, screen recordings, broadcast masters ----
@@ -188,7 +208,7 @@ def speak(
 def _transform(source: Path, out: Path, args: list[str], timeout: float) -> Path:
     """ffmpeg `source` -> `out` with `args` between them, atomically."""
     with atomic_path(out) as tmp:
-        run_ffmpeg(["-y", "-i", str(source), *args, str(tmp)], timeout=timeout, path=out)
+        _ffmpeg_into(tmp, ["-y", "-i", str(source), *args], out=out, timeout=timeout, inputs=[source])
     return out
 
 
@@ -247,8 +267,8 @@ def make_rate_change_clip(
             args = ["-y", "-i", str(parts[0]), "-i", str(parts[1])]
             args += ["-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate=48000:duration={total}"]
             args += ["-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-map", "2:a"]
-            args += ["-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(tmp)]
-            run_ffmpeg(args, timeout=timeout, path=out)
+            args += ["-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
+            _ffmpeg_into(tmp, args, out=out, timeout=timeout, inputs=parts)
     finally:
         for part in parts:
             part.unlink(missing_ok=True)

@@ -6,8 +6,11 @@ is started with one and killed when it runs over, and a failure carries the tail
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,52 @@ def run_ffmpeg(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `ffmpeg -hide_banner -nostdin <args>` with a timeout."""
     return run_process(["ffmpeg", "-hide_banner", "-nostdin", *args], timeout=timeout, path=path)
+
+
+#: Bytes of ffmpeg output `run_ffmpeg_remembered` keeps per process: a dozen sources' thumbnails or a few
+#: minutes of 16 kHz dubs; the oldest go first. An output over REMEMBERED_STDOUT_LARGEST is not kept.
+REMEMBERED_STDOUT_MAX_BYTES = 32 * 1024 * 1024
+REMEMBERED_STDOUT_LARGEST = 4 * 1024 * 1024
+
+_FileIdentity = tuple[str, int, int, int]
+_remembered: OrderedDict[tuple[tuple[str, ...], tuple[_FileIdentity, ...]], bytes] = OrderedDict()
+_remembered_bytes = 0
+_remembered_lock = threading.Lock()
+
+
+def _identity(path: Path) -> _FileIdentity:
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def run_ffmpeg_remembered(
+    args: Sequence[str],
+    *,
+    inputs: Sequence[Path],
+    timeout: float = DEFAULT_TIMEOUT_S,
+    path: str | Path | None = None,
+) -> bytes:
+    """The stdout of `ffmpeg <args>` reading `inputs`, run once per process while those files stay unchanged
+    (same size, mtime and inode): a batch pictures one source's frames for every output made from it."""
+    global _remembered_bytes
+    try:
+        key = (tuple(args), tuple(_identity(p) for p in inputs))
+    except OSError:
+        return run_ffmpeg(args, timeout=timeout, path=path).stdout  # ffmpeg says what is wrong with the file
+    with _remembered_lock:
+        if key in _remembered:
+            _remembered.move_to_end(key)
+            return _remembered[key]
+    out = run_ffmpeg(args, timeout=timeout, path=path).stdout
+    if len(out) <= REMEMBERED_STDOUT_LARGEST:
+        with _remembered_lock:
+            if key not in _remembered:
+                _remembered[key] = out
+                _remembered_bytes += len(out)
+            while _remembered_bytes > REMEMBERED_STDOUT_MAX_BYTES:
+                _, dropped = _remembered.popitem(last=False)
+                _remembered_bytes -= len(dropped)
+    return out
 
 
 def run_stream(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg_remembered
 from prefect_lipsync.quality.analysis import PCM_RATE, pcm_to_float
 
 Signal = npt.NDArray[np.float32]
@@ -23,8 +23,8 @@ class OffsetMeasure:
 
 
 def decode_pcm16k(path: Path, *, timeout: float = 120.0) -> Signal:
-    """The first audio stream of `path` as 16 kHz mono float32."""
-    done = run_ffmpeg(
+    """The first audio stream of `path` as 16 kHz mono float32 (decoded once per process while unchanged)."""
+    pcm = run_ffmpeg_remembered(
         [
             "-v",
             "error",
@@ -40,10 +40,11 @@ def decode_pcm16k(path: Path, *, timeout: float = 120.0) -> Signal:
             "s16le",
             "pipe:1",
         ],
+        inputs=[path],
         timeout=timeout,
         path=path,
     )
-    return pcm_to_float(done.stdout)
+    return pcm_to_float(pcm)
 
 
 def _next_pow2(n: int) -> int:

@@ -1,4 +1,5 @@
-"""Single frames at chosen times, as numpy arrays, from one ffmpeg run per file.
+"""Single frames at chosen times, as numpy arrays, from one ffmpeg run per file (remembered per process
+while the file is unchanged: a batch pictures the same source beside each of its outputs).
 
 Each time is its own input with an input seek (`-ss` before `-i`: ffmpeg decodes from the key
 frame before it and drops frames until the time), and a concat filter keeps the frames in order
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg
+from prefect_lipsync.media.ffmpeg_runner import run_ffmpeg_remembered
 from prefect_lipsync.media.frame_clock import FrameClock
 
 Frame = npt.NDArray[np.uint8]
@@ -80,7 +81,7 @@ def sample_frames(
         pix_fmt,
         "pipe:1",
     ]
-    data = run_ffmpeg(args, timeout=timeout, path=path).stdout
+    data = run_ffmpeg_remembered(args, inputs=[path], timeout=timeout, path=path)
     frame_bytes = out_w * out_h * channels
     count = len(data) // frame_bytes
     frames = np.frombuffer(data[: count * frame_bytes], dtype=np.uint8)

@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # and user_runs.py
 from infra import PrefectServer
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """One server for the modules here, stopped after the last of them (they run one after the other on one
+    xdist worker: `xdist_group("composition")`); each test finds its runs by its own flow names."""
     with PrefectServer(tmp_path_factory.mktemp("prefect-server")) as running:
         yield running

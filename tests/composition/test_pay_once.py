@@ -15,7 +15,7 @@ from user_runs import flow_run_of, run_script, task_run_names
 from prefect_lipsync.emulator import run_emulator
 from prefect_lipsync.media.synth import make_tone
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("composition")]
 
 SCRIPT = Path(__file__).parent / "pay_once_flows.py"
 

@@ -11,7 +11,7 @@ from user_runs import REPO, flow_run_of, run_script, task_run_names
 from prefect_lipsync.emulator import run_emulator
 from prefect_lipsync.media.probe import probe
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("composition")]
 
 EXAMPLE = REPO / "examples" / "tts_dub_pipeline.py"
 STEPS = ("probe-media", "build-segments", "submit-lipsync-job", "wait-for-lipsync-jobs",

@@ -54,23 +54,29 @@ class FaceFinder(Protocol):
 
 
 class HaarFaceFinder:
-    """OpenCV's frontal-face Haar cascade (ships with opencv); the mouth is `mouth_box_of(face)`."""
+    """OpenCV's frontal-face Haar cascade (ships with opencv); the mouth is `mouth_box_of(face)`.
+    One search at a time, as dlib's: OpenCV does not promise a cascade is safe to share between threads."""
 
     name = "opencv-haar"
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / _CASCADE))  # type: ignore[attr-defined]
         if self._cascade.empty():
             raise RuntimeError("OpenCV's frontal face cascade could not be loaded")
 
     def find(self, gray: GrayFrame) -> list[FoundFace]:
-        faces = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+        with self._lock:
+            faces = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
         boxes = [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in faces]
         return [FoundFace(b, mouth_box_of(b), self.name) for b in _largest_first(boxes)]
 
 
 class DlibFaceFinder:
-    """dlib's HOG frontal detector; the mouth box spans the 20 lip landmarks, with a margin."""
+    """dlib's HOG frontal detector; the mouth box spans the 20 lip landmarks, with a margin.
+
+    One search at a time: dlib's detector is not safe to call from two threads at once (it crashed the
+    process with a segmentation fault when a batch's manifests analysed their sources together)."""
 
     name = "dlib-68-landmarks"
 
@@ -78,6 +84,7 @@ class DlibFaceFinder:
         import dlib  # type: ignore[import-untyped,import-not-found,unused-ignore]
         import face_recognition_models  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
+        self._lock = threading.Lock()
         self._dlib: Any = dlib
         self._detector: Any = dlib.get_frontal_face_detector()
         self._landmarks_file = face_recognition_models.pose_predictor_model_location()
@@ -90,7 +97,10 @@ class DlibFaceFinder:
         return self._loaded
 
     def find(self, gray: GrayFrame) -> list[FoundFace]:
-        image = np.ascontiguousarray(gray)
+        with self._lock:
+            return self._find(np.ascontiguousarray(gray))
+
+    def _find(self, image: GrayFrame) -> list[FoundFace]:
         found = []
         # Upsample small frames once so faces of ~40 px are found; large frames are fine as they are.
         upsample = 1 if max(image.shape[:2]) < 800 else 0

@@ -3,6 +3,11 @@ batch looks at the same frames of their shared source."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -65,3 +70,44 @@ def test_the_frames_remembered_stay_under_their_bound(monkeypatch: pytest.Monkey
     count_faces(frames[4], finder)
     count_faces(frames[0], finder)  # the oldest went first
     assert finder.calls == 6
+
+
+class OneAtATime:
+    """Stands between a finder and its detector: notes how many searches overlap (each takes 20 ms more)."""
+
+    def __init__(self, detect: Any) -> None:
+        self.detect = detect
+        self.active = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            time.sleep(0.02)
+            return self.detect(*args, **kwargs)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+@pytest.mark.parametrize("finder_class", [face_module.DlibFaceFinder, face_module.HaarFaceFinder])
+def test_a_finder_searches_one_frame_at_a_time_whatever_the_threads(
+    finder_class: type[FaceFinder],
+    astronaut: np.ndarray,  # type: ignore[type-arg]
+) -> None:
+    # dlib's detector is not safe to share between threads: four manifests analysing their sources at
+    # once crashed a batch's process with a segmentation fault.
+    finder: Any = finder_class()
+    if isinstance(finder, face_module.DlibFaceFinder):
+        watch = OneAtATime(finder._detector)
+        finder._detector = watch
+    else:
+        watch = OneAtATime(finder._cascade.detectMultiScale)
+        finder._cascade = type("Cascade", (), {"detectMultiScale": staticmethod(watch)})()
+    frames = [np.roll(astronaut, shift, axis=1) for shift in range(6)]  # other pixels: nothing remembered
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        found = list(pool.map(lambda frame: count_faces(frame, finder), frames))
+    assert all(count >= 1 for count in found), found
+    assert watch.most == 1

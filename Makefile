@@ -2,6 +2,9 @@
 VENV := .venv/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
+# Where the machine sets PYTHONDONTWRITEBYTECODE, every flow run, worker, server and emulator process
+# would compile the modules it imports from source again; here the first import writes the bytecode.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup demo test test-fast lint typecheck pytest bench
 

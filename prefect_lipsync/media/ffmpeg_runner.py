@@ -6,7 +6,6 @@ is started with one and killed when it runs over, and a failure carries the tail
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import threading
@@ -18,6 +17,7 @@ from typing import Any
 import ffmpeg
 
 from prefect_lipsync.media.errors import FFmpegFailed, FFmpegNotFound, FFmpegTimeout
+from prefect_lipsync.media.hashing import FileIdentity, file_identity
 
 DEFAULT_TIMEOUT_S = 120.0
 STDERR_TAIL_CHARS = 2000
@@ -63,15 +63,9 @@ def run_ffmpeg(
 REMEMBERED_STDOUT_MAX_BYTES = 32 * 1024 * 1024
 REMEMBERED_STDOUT_LARGEST = 4 * 1024 * 1024
 
-_FileIdentity = tuple[str, int, int, int]
-_remembered: OrderedDict[tuple[tuple[str, ...], tuple[_FileIdentity, ...]], bytes] = OrderedDict()
+_remembered: OrderedDict[tuple[tuple[str, ...], tuple[FileIdentity, ...]], bytes] = OrderedDict()
 _remembered_bytes = 0
 _remembered_lock = threading.Lock()
-
-
-def _identity(path: Path) -> _FileIdentity:
-    st = os.stat(path)
-    return (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def run_ffmpeg_remembered(
@@ -85,7 +79,7 @@ def run_ffmpeg_remembered(
     (same size, mtime and inode): a batch pictures one source's frames for every output made from it."""
     global _remembered_bytes
     try:
-        key = (tuple(args), tuple(_identity(p) for p in inputs))
+        key = (tuple(args), tuple(file_identity(p) for p in inputs))
     except OSError:
         return run_ffmpeg(args, timeout=timeout, path=path).stdout  # ffmpeg says what is wrong with the file
     with _remembered_lock:

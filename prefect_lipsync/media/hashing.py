@@ -11,9 +11,12 @@ from prefect_lipsync.media.errors import MediaError
 
 CHUNK_BYTES = 1 << 20
 
-# (real path, size, mtime_ns, inode) -> hex digest: a file hashed once per process is not re-read
-# while it stays unchanged (the planner asks for the same dub file for many lines).
-_memo: dict[tuple[str, int, int, int], str] = {}
+FileIdentity = tuple[str, int, int, int]
+"""(real path, size, mtime_ns, inode): what a per-process memo of a file's content keys on."""
+
+# identity -> hex digest: a file hashed once per process is not re-read while it stays unchanged
+# (the planner asks for the same dub file for many lines).
+_memo: dict[FileIdentity, str] = {}
 _memo_lock = threading.Lock()
 _MEMO_MAX = 4096
 
@@ -32,14 +35,20 @@ def file_sha256(path: str | Path, *, chunk_bytes: int = CHUNK_BYTES) -> str:
     return digest.hexdigest()
 
 
+def file_identity(path: str | Path) -> FileIdentity:
+    """The file's real path, size, mtime and inode: equal while the file is unchanged (OSError if absent)."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    return (real, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 def cached_file_sha256(path: str | Path) -> str:
     """`file_sha256`, remembered for this process while the file's size, mtime and inode stay the same."""
     try:
-        real = os.path.realpath(path)
-        st = os.stat(real)
+        key = file_identity(path)
     except FileNotFoundError as exc:
         raise MediaError(path, "file not found") from exc
-    key = (real, st.st_size, st.st_mtime_ns, st.st_ino)
+    real = key[0]
     with _memo_lock:
         known = _memo.get(key)
     if known is not None:

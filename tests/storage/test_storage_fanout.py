@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from infra import PostgresCluster, PrefectServer, free_port
+from infra import PostgresCluster, PrefectServer, free_port, migrated_postgres_data
 
 from prefect_lipsync.media.synth import make_talking_card, make_tone
 from prefect_lipsync.storage import s3_filesystem
@@ -28,7 +28,7 @@ from prefect_lipsync.storage import s3_filesystem
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
-MANIFESTS = 10
+MANIFESTS = 8  # the killed-worker batch: four chunks of two, two on each worker
 CHUNKS = "localize-manifests/localize-manifests"
 PER_MANIFEST = "localize-video/localize-manifest"
 BATCH = textwrap.dedent(
@@ -163,7 +163,10 @@ def run_fanned_out_batch(
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     workers: dict[str, subprocess.Popen[bytes]] = {}
     out_dir = f"s3://{bucket}/outputs"
-    with PostgresCluster() as pg, PrefectServer(tmp_path / "server", database_url=pg.url()) as server:
+    with (
+        PostgresCluster(from_data=migrated_postgres_data()) as pg,
+        PrefectServer(tmp_path / "server", database_url=pg.url()) as server,
+    ):
         base_env = {**os.environ, **server.client_env(), "PREFECT_LIPSYNC_STATE_URL": f"s3://{bucket}/state"}
         base_env.pop("RUNWARE_API_KEY", None)
         if api_key is not None:

@@ -37,10 +37,12 @@ stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c
 if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages into .venv (pinned by constraints.txt)"
   # uv installs the pinned set in about 2 s from its cache, where pip takes about 20 s; it asks the
-  # package index only when its cache lacks a package (a fresh machine).
+  # package index only when its cache lacks a package (a fresh machine). pip, with the machine's own
+  # index settings, is the last resort where uv cannot reach an index.
   .venv/bin/python -m pip install -q --disable-pip-version-check "uv==$UV_VERSION"
   uv_install=(.venv/bin/uv pip install --quiet --python .venv/bin/python -c constraints.txt -e ".[dev]")
-  "${uv_install[@]}" --offline 2>/dev/null || "${uv_install[@]}"
+  "${uv_install[@]}" --offline 2>/dev/null || "${uv_install[@]}" ||
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

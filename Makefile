@@ -24,7 +24,7 @@ typecheck: setup
 # Most tests wait (emulator latency, a Prefect server, a worker's poll) rather than compute, so more
 # workers than cores pays; each worker has its own Prefect server, temp dirs and ports (tests/conftest.py).
 PYTEST_WORKERS ?= 4
-PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 pytest: setup
 	$(VENV)/pytest $(PYTEST_PARALLEL) --durations=25

@@ -54,16 +54,16 @@ if "PREFECT_LIPSYNC_CACHE_DIR" not in os.environ or os.environ.get("PREFECT_LIPS
 
 
 # The longest tests (minutes each under xdist on 2 cores, measured with --durations), longest first.
-# They start before everything else, one per worker, so none of them starts late and sets the wall
-# time on its own. A new minutes-long test belongs here.
+# They start before everything else, so none of them starts late and sets the wall time on its own.
+# A new minutes-long test belongs here.
 LONGEST_FIRST = (
     "tests/storage/test_storage_fanout.py::test_a_worker_killed_mid_batch",
-    "tests/storage/test_storage_fanout.py::test_a_dozen_manifests_in_chunks",
     "tests/prefect/test_prefect_batch_scale.py::test_a_batch_of_100_jobs",
-    "tests/test_readme.py::test_python_block_runs_as_written",
     "tests/storage/test_storage_fanout.py::test_a_batch_fanned_out_per_manifest",
-    "tests/prefect/test_prefect_flows.py::test_batch_of_five_manifests_under_faults",
+    "tests/storage/test_storage_fanout.py::test_a_dozen_manifests_in_chunks",
     "tests/pipeline/test_pipeline_field_media.py::",
+    "tests/test_readme.py::test_python_block_runs_as_written",
+    "tests/prefect/test_prefect_flows.py::test_batch_of_five_manifests_under_faults",
     "tests/composition/",
     "tests/pipeline/test_cli_localization_media.py::",
     "tests/prefect/test_prefect_busy_api.py::",
@@ -78,10 +78,20 @@ def run_order(item: pytest.Item) -> tuple[int, int]:
     return (1 if item.get_closest_marker("slow") else 2, 0)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest first (stable order otherwise): under xdist the minutes-long ones then start on different
-    workers at the beginning, instead of one of them starting last and setting the wall time."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first (stable order otherwise), and under xdist the first wave of them one per worker.
+
+    xdist hands a worker its next test while the current one runs, so whatever comes right after the
+    first wave waits behind a minutes-long test: that is a quick test from the end of the list, never a
+    second long one (two long ones in a row on one worker set the wall time). `make test` passes
+    --no-loadscope-reorder so that xdist keeps this order rather than putting multi-test groups first."""
     items.sort(key=run_order)
+    workers = config.getoption("numprocesses", default=None)
+    if not isinstance(workers, int) or workers < 2 or len(items) < 4 * workers:
+        return
+    first_wave, rest = items[:workers], items[workers:]
+    queued_behind = rest[-workers:]
+    items[:] = first_wave + queued_behind + rest[:-workers]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

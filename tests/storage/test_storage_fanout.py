@@ -355,19 +355,19 @@ def test_a_dozen_manifests_in_chunks_run_on_both_workers_in_fewer_processes_than
 def test_a_batch_fanned_out_per_manifest_still_runs_on_both_workers_and_pays_each_job_once(
     tmp_path: Path, bucket: str
 ) -> None:
-    # Four manifests, two at a time per worker: one worker cannot take them all. With a key, so the same
+    # Three manifests, two at a time per worker: one worker cannot take them all. With a key, so the same
     # batch again skips them (a re-run that resumes each job is the killed-worker test's).
     run = run_fanned_out_batch(
         tmp_path,
         bucket,
         kill_a_worker=False,
         deployment=PER_MANIFEST,
-        manifests=4,
+        manifests=3,
         worker_limit=2,
         api_key="team-key",
     )
-    assert_every_output_once_and_each_job_paid_once(run, bucket, manifests=4)
-    assert run.outcome["again"] == {"done": 0, "skipped": 4, "failed": 0}, run.outcome["again"]
+    assert_every_output_once_and_each_job_paid_once(run, bucket, manifests=3)
+    assert run.outcome["again"] == {"done": 0, "skipped": 3, "failed": 0}, run.outcome["again"]
     for name, log in run.worker_logs.items():  # every worker of the pool took manifests
         assert flow_runs_started(log) >= 1, name
 

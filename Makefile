@@ -33,7 +33,9 @@ pytest: setup
 test-fast: setup
 	$(VENV)/pytest $(PYTEST_PARALLEL) -m "not slow" --durations=10
 
-test: lint typecheck pytest
+# ruff, then mypy --strict beside the whole suite (scripts/test.sh).
+test: lint
+	bash scripts/test.sh $(PYTEST_PARALLEL) --durations=25
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done

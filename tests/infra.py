@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -326,40 +326,49 @@ class PrefectServer:
 TEST_RUN_DIR_ENV = "PREFECT_LIPSYNC_TEST_RUN_DIR"
 
 
-def migrated_prefect_db() -> Path:
-    """A SQLite Prefect database migrated to the installed Prefect's head by `prefect server database
-    upgrade`, made once per test run (the first worker to ask makes it, the others wait on a file lock)."""
+def _made_once_per_run(name: str, make: Callable[[Path], None]) -> Path:
+    """`<run dir>/name`, made by `make(path)` in the first process of the test run to ask for it; the
+    others (xdist workers too) wait on a file lock, then use what it made."""
     import fcntl
 
-    # Never a shared folder such as /tmp: a database migrated by another Prefect version would be reused.
+    # Never a shared folder such as /tmp: something made by another Prefect version would be reused.
     run_dir = Path(os.environ[TEST_RUN_DIR_ENV])
-    made = run_dir / "prefect-migrated.db"
-    with open(run_dir / "prefect-migrated.lock", "a+b") as lock:
+    made = run_dir / name
+    with open(run_dir / f"{name}.lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if made.exists():
-            return made
-        work = Path(tempfile.mkdtemp(prefix="prefect-migrate-", dir=run_dir))
+        if not made.exists():
+            make(made)
+        return made
+
+
+def _migrate_prefect_database(url: str, home: Path) -> None:
+    """`prefect server database upgrade` of the database at `url` to the installed Prefect's head."""
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_DATABASE_CONNECTION_URL": url}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run(
+        [_venv_bin("prefect"), "--no-prompt", "server", "database", "upgrade", "-y"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"prefect server database upgrade failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def migrated_prefect_db() -> Path:
+    """A SQLite Prefect database migrated to the installed Prefect's head, made once per test run."""
+
+    def make(made: Path) -> None:
+        work = Path(tempfile.mkdtemp(prefix="prefect-migrate-", dir=made.parent))
         database = work / "prefect.db"
-        env = {
-            **os.environ,
-            "PREFECT_HOME": str(work),
-            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}",
-        }
-        env.pop("PREFECT_API_URL", None)
-        done = subprocess.run(
-            [_venv_bin("prefect"), "--no-prompt", "server", "database", "upgrade", "-y"],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if done.returncode != 0 or not database.exists():
-            raise RuntimeError(
-                f"prefect server database upgrade failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-            )
+        _migrate_prefect_database(f"sqlite+aiosqlite:///{database}", work)
+        if not database.exists():
+            raise RuntimeError(f"prefect server database upgrade made no {database}")
         # One self-contained file: fold the write-ahead log in before it is copied.
         with contextlib.closing(sqlite3.connect(database)) as connection:
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         os.replace(database, made)
         shutil.rmtree(work, ignore_errors=True)
-        return made
+
+    return _made_once_per_run("prefect-migrated.db", make)
 
 
 def _copy_keeping_owner(source: Path, dest: Path) -> None:
@@ -371,36 +380,21 @@ def _copy_keeping_owner(source: Path, dest: Path) -> None:
 
 
 def migrated_postgres_data() -> Path:
-    """A stopped PostgreSQL cluster's data directory whose `prefect` database `prefect server database
-    upgrade` migrated to head, made once per test run like `migrated_prefect_db` (initdb and Prefect's
-    migrations on PostgreSQL took 5 s per cluster here; a copy starts in 0.2 s). `PostgresCluster(from_data=...)`
-    starts on a copy. The test of a server's first start on PostgreSQL starts on a new cluster."""
-    import fcntl
+    """A stopped PostgreSQL cluster's data directory whose `prefect` database is migrated to head, made
+    once per test run like `migrated_prefect_db` (initdb and Prefect's migrations on PostgreSQL took
+    5 s per cluster here; a copy starts in 0.2 s). `PostgresCluster(from_data=...)` starts on a copy.
+    The test of a server's first start on PostgreSQL starts on a new cluster."""
 
-    run_dir = Path(os.environ[TEST_RUN_DIR_ENV])
-    made = run_dir / "postgres-migrated"
-    with open(run_dir / "postgres-migrated.lock", "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if made.exists():
-            return made
+    def make(made: Path) -> None:
         with PostgresCluster() as pg:
-            env = {**os.environ, "PREFECT_HOME": str(run_dir / "postgres-migrate-home"),
-                   "PREFECT_API_DATABASE_CONNECTION_URL": pg.url()}  # fmt: skip
-            env.pop("PREFECT_API_URL", None)
-            done = subprocess.run(
-                [_venv_bin("prefect"), "--no-prompt", "server", "database", "upgrade", "-y"],
-                env=env, capture_output=True, text=True, timeout=300,
-            )  # fmt: skip
-            if done.returncode != 0:
-                raise RuntimeError(
-                    f"prefect server database upgrade failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-                )
+            _migrate_prefect_database(pg.url(), made.parent / "postgres-migrate-home")
             pg.stop()
-            partial = run_dir / "postgres-migrated.partial"
+            partial = made.with_name(made.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)  # an earlier attempt of this run that died midway
             _copy_keeping_owner(pg.data, partial)
             os.replace(partial, made)
-        return made
+
+    return _made_once_per_run("postgres-migrated", make)
 
 
 def seed_prefect_home(home: Path) -> Path:

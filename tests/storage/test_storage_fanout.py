@@ -58,7 +58,7 @@ BATCH = textwrap.dedent(
             for _ in range(60 if chunks else 0):
                 manifest_runs = await client.read_task_runs(task_run_filter=TaskRunFilter(
                     flow_run_id=TaskRunFilterFlowRunId(any_=[c.id for c in chunks]),
-                    name=TaskRunFilterName(like_="localize-fan-"))) if chunks else []
+                    name=TaskRunFilterName(like_="localize-fan-")))
                 if len({r.name for r in manifest_runs}) >= len(result.done if result else []):
                     break
                 await asyncio.sleep(1)

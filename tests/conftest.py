@@ -95,8 +95,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """The process that made the run's shared folder removes it (the controller, under xdist)."""
+    """The process that made the run's shared folder stops the run's test server and removes the folder
+    (the controller, under xdist)."""
     if _RUN_DIR_MADE_HERE:
+        from infra import stop_run_test_server
+
+        stop_run_test_server()
         shutil.rmtree(os.environ["PREFECT_LIPSYNC_TEST_RUN_DIR"], ignore_errors=True)
 
 

@@ -8,9 +8,11 @@
   the `postgres` system user, since initdb refuses root.
 - `PrefectServer`: `prefect server start` in its own process with its own PREFECT_HOME, on a
   given database URL (SQLite by default, or a `PostgresCluster`'s).
-- `migrated_prefect_db()` / `seed_prefect_home()` / `harness_on_a_migrated_db()`: a Prefect server's first
-  start on a new SQLite file spends ~6 s of CPU on migrations (10 s in all, 4 s on a migrated file), and
-  the suite starts over twenty. The migrations run once per test run; each server starts on a copy.
+- `migrated_prefect_db()` / `seed_prefect_home()`: a Prefect server's first start on a new SQLite file
+  spends ~6 s of CPU on migrations (10 s in all, 4 s on a migrated file), and the suite starts over
+  twenty. The migrations run once per test run; each server starts on a copy.
+- `run_test_server()` / `using_run_test_server()`: the one test server of the whole run (all xdist
+  workers), what the in-process flow tests talk to; the run's controller stops it.
 
 Import from a conftest after `sys.path.insert(0, <tests dir>)` (pytest runs with --import-mode=importlib).
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import inspect
 import os
 import pwd
 import shutil
@@ -32,7 +35,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import httpx
 
@@ -350,7 +352,9 @@ def _migrate_prefect_database(url: str, home: Path) -> None:
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if done.returncode != 0:
-        raise RuntimeError(f"prefect server database upgrade failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"prefect server database upgrade failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
 
 
 def migrated_prefect_db() -> Path:
@@ -406,22 +410,115 @@ def seed_prefect_home(home: Path) -> Path:
     return home
 
 
+#: The run's one test server (`run_test_server`): its folder under the run dir, and the files in it.
+RUN_SERVER = "prefect-test-server"
+
+
+def run_test_server(server_startup_timeout: int = 120) -> str:
+    """The API URL of one Prefect test server for the whole run, started by the first process to ask
+    (an xdist worker) and stopped by the run's controller (`stop_run_test_server`).
+
+    It is what `prefect_test_harness` starts (the temporary server's own command: uvicorn on Prefect's
+    app, ephemeral, no UI) on a copy of the migrated database, but once, not once per worker: each idle
+    server costs about 1.6 s of CPU a minute and 4 s to start, and the suite is CPU-bound on two cores.
+    Tests on it share nothing but the server: each its own flows' runs, names with a uuid where a name is
+    global (blocks, work pools), and filters by flow run or tag, never "the latest run"."""
+
+    def start(made: Path) -> None:
+        partial = made.with_name(made.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        database = partial / "prefect-test.db"
+        shutil.copyfile(migrated_prefect_db(), database)
+        port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")},
+            "PREFECT_HOME": str(made / "home"),
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{made / database.name}",
+            "PREFECT_API_SERVICES_TRIGGERS_ENABLED": "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",  # as Prefect starts its temporary server
+            "PREFECT__SERVER_FINAL": "1",
+        }
+        os.replace(partial, made)  # before the start: the database URL names the final folder
+        log = made / "server.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(_prefect_module_dir()).parent),
+                 "--factory", "prefect.server.api.server:create_app", "--host", LOOPBACK, "--port", str(port),
+                 "--log-level", "error", "--lifespan", "on"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # outlives the worker that started it; the controller stops it
+            )  # fmt: skip
+        (made / "pid").write_text(str(proc.pid))
+        api_url = f"http://{LOOPBACK}:{port}/api"
+        wait_http(f"{api_url}/health", timeout_s=server_startup_timeout, proc=proc, log=log)
+        (made / "url").write_text(api_url)
+
+    made = _made_once_per_run(RUN_SERVER, start)
+    url = made / "url"
+    if not url.exists():
+        raise RuntimeError(f"the run's test server did not start:\n{_tail(made / 'server.log')}")
+    return url.read_text()
+
+
+def _prefect_module_dir() -> str:
+    import prefect
+
+    return str(prefect.__module_path__)
+
+
+def stop_run_test_server() -> None:
+    """Stop the run's test server, if a test started one (the controller calls this at the run's end)."""
+    pid_file = Path(os.environ[TEST_RUN_DIR_ENV]) / RUN_SERVER / "pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child (a run without xdist)
+                    return
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
-def harness_on_a_migrated_db(server_startup_timeout: int = 120) -> Iterator[None]:
-    """`prefect.testing.utilities.prefect_test_harness`, its temporary database a copy of the migrated one.
-    The harness names its file `prefect-test.db` in a fresh `mkdtemp()`; should a Prefect release change
-    either, the harness migrates a new file as before (slower, still correct)."""
-    from prefect.testing import utilities
+def using_run_test_server(server_startup_timeout: int = 120) -> Iterator[None]:
+    """This process's flows and clients talk to the run's test server (`run_test_server`), as inside
+    `prefect_test_harness`; on the way out, logs and events are sent before anything else stops."""
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.utilities.asyncutils import run_coro_as_sync
 
-    def temp_dir_holding_a_migrated_db() -> str:
-        folder = tempfile.mkdtemp(prefix="prefect-harness-")
-        shutil.copyfile(migrated_prefect_db(), Path(folder) / "prefect-test.db")
-        return folder
-
+    url = run_test_server(server_startup_timeout)
     with contextlib.ExitStack() as stack:
-        with mock.patch.object(utilities, "mkdtemp", temp_dir_holding_a_migrated_db):
-            stack.enter_context(utilities.prefect_test_harness(server_startup_timeout=server_startup_timeout))
+        stack.enter_context(temporary_settings({PREFECT_API_URL: url}))
+        # As the harness does: code in a context copied before this (a loop made at collection) uses it too.
+        stack.enter_context(
+            prefect.context._temporary_global_settings_context(prefect.context.get_settings_context())
+        )
         yield
+
+        async def drain() -> None:
+            with contextlib.suppress(RuntimeError):  # the log worker never started
+                logs = APILogWorker.instance().drain()
+                if inspect.isawaitable(logs):
+                    await logs
+            events = EventsWorker.drain_all()
+            if inspect.isawaitable(events):
+                await events
+
+        run_coro_as_sync(drain())
 
 
 @contextlib.contextmanager

@@ -23,9 +23,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module", autouse=True)
 def prefect_harness() -> object:
-    from infra import harness_on_a_migrated_db
+    from infra import using_run_test_server
 
-    with harness_on_a_migrated_db(server_startup_timeout=180):
+    with using_run_test_server(server_startup_timeout=180):
         yield
 
 

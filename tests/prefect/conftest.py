@@ -1,5 +1,5 @@
-"""One Prefect test server for the Prefect-layer tests (started once per xdist worker, SQLite, loopback),
-on a copy of the run's migrated database (infra.harness_on_a_migrated_db)."""
+"""One Prefect test server for the Prefect-layer tests: the run's (`infra.run_test_server`, started once
+for all xdist workers, SQLite, loopback, on a copy of the run's migrated database)."""
 
 from __future__ import annotations
 
@@ -20,24 +20,18 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    from infra import harness_on_a_migrated_db
-    from prefect.settings import (
-        PREFECT_API_SERVICES_TRIGGERS_ENABLED,
-        PREFECT_HOME,
-        PREFECT_LOCAL_STORAGE_PATH,
-        temporary_settings,
-    )
+    from infra import using_run_test_server
+    from prefect.settings import PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
     home = tmp_path_factory.mktemp("prefect-home")
     with (
         temporary_settings(
             {
-                PREFECT_API_SERVICES_TRIGGERS_ENABLED: False,
                 PREFECT_HOME: str(home),
                 PREFECT_LOCAL_STORAGE_PATH: str(home / "storage"),
             }
         ),
-        harness_on_a_migrated_db(server_startup_timeout=120),
+        using_run_test_server(server_startup_timeout=120),
     ):
         yield
 

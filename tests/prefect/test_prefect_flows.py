@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH
@@ -344,10 +344,14 @@ async def test_api_key_appears_nowhere_in_logs_artifacts_results_or_database(
     await EventsWorker.drain_all(timeout=60)
     logged = "\n".join(r.getMessage() for r in prefect_caplog.records)
     assert SECRET_KEY not in logged
-    async with get_client() as client:
-        run_logs = await client.read_logs(log_filter=LogFilter(), limit=200, offset=0)
-        flow_run = await client.read_flow_run(state.state_details.flow_run_id)
-    artifacts = read_artifacts({})
+    flow_run_id = state.state_details.flow_run_id
+    async with get_client() as client:  # this run's (the server is the whole test run's)
+        run_logs = await client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200, offset=0
+        )
+        flow_run = await client.read_flow_run(flow_run_id)
+    artifacts = read_artifacts({"flow_runs": {"id": {"any_": [str(flow_run_id)]}}})
+    assert run_logs  # its logs are there to search
     assert SECRET_KEY not in json.dumps([log.message for log in run_logs])
     assert artifacts and SECRET_KEY not in json.dumps(artifacts)
     assert SECRET_KEY not in json.dumps(flow_run.model_dump(mode="json"))

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect import tags
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.flow_runs import aresume_flow_run
@@ -95,12 +102,14 @@ async def test_fail_policy_fails_the_run_and_warn_policy_completes_it(
     assert warned.is_completed()
 
 
-async def _resume_when_paused(run_input: dict[str, Any] | None) -> None:
+async def _resume_when_paused(tag: str, run_input: dict[str, Any] | None) -> None:
+    """Resume the paused run tagged `tag`: this test's own (the server is the whole run's)."""
     async with get_client() as client:
         for _ in range(600):
             paused = await client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+                    tags=FlowRunFilterTags(all_=[tag]),
                 ),
                 limit=10,
                 sort=FlowRunSort.ID_DESC,
@@ -130,17 +139,19 @@ async def test_ask_policy_pauses_with_the_findings_until_a_person_decides(
     prefect_caplog: pytest.LogCaptureFixture,
 ) -> None:
     manifest = one_language(demo_root, tmp_path / "m", "policy-ask")
-    run = asyncio.create_task(
-        localize_video(
-            manifest=str(manifest),
-            out_dir=str(tmp_path / "out"),
-            settings=FAILING,
-            quality_policy="ask",
-            approval_timeout_s=8,
-            return_state=True,
+    tag = f"policy-ask-{uuid.uuid4().hex[:8]}"
+    with tags(tag):  # the task copies the context: its flow run carries the tag
+        run = asyncio.create_task(
+            localize_video(
+                manifest=str(manifest),
+                out_dir=str(tmp_path / "out"),
+                settings=FAILING,
+                quality_policy="ask",
+                approval_timeout_s=8,
+                return_state=True,
+            )
         )
-    )
-    await _resume_when_paused(decision)
+    await _resume_when_paused(tag, decision)
     state = await asyncio.wait_for(run, timeout=180)
     assert state.is_completed() is completes, state.message
     delivery = tmp_path / "out" / "policy-ask" / "policy-ask.es.mp4"

@@ -79,19 +79,51 @@ def run_order(item: pytest.Item) -> tuple[int, int]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest first (stable order otherwise), and under xdist the first wave of them one per worker.
+    """Longest first (stable order otherwise); under xdist each `xdist_group` one unit of work, and the
+    first wave of units one per worker, each with a quick test queued behind it.
 
-    xdist hands a worker its next test while the current one runs, so whatever comes right after the
-    first wave waits behind a minutes-long test: that is a quick test from the end of the list, never a
-    second long one (two long ones in a row on one worker set the wall time). `make test` passes
-    --no-loadscope-reorder so that xdist keeps this order rather than putting multi-test groups first."""
+    xdist (`--dist loadgroup`) starts each worker with two units of work, and a worker runs its second
+    only after its first: right after the first wave comes a quick test from the end of the list, never a
+    second long one (two long ones in a row on one worker set the wall time). Every xdist worker orders
+    its collection the same way, and the controller schedules in that order: `make test` passes
+    --no-loadscope-reorder so that xdist keeps it rather than putting multi-test groups first."""
     items.sort(key=run_order)
-    workers = config.getoption("numprocesses", default=None)
-    if not isinstance(workers, int) or workers < 2 or len(items) < 4 * workers:
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        name_xdist_groups(items)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))  # set in each xdist worker
+    if workers < 2 or len(items) < 4 * workers:
         return
-    first_wave, rest = items[:workers], items[workers:]
+    end = first_wave_end(items, workers)
+    first_wave, rest = items[:end], items[end:]
     queued_behind = rest[-workers:]
     items[:] = first_wave + queued_behind + rest[:-workers]
+
+
+def first_wave_end(items: list[pytest.Item], workers: int) -> int:
+    """How many of `items` make up their first `workers` units of work (a group is one unit)."""
+    units: list[str] = []
+    for index, item in enumerate(items):
+        unit = item.nodeid.rpartition("@")[2] if "@" in item.nodeid else item.nodeid
+        if unit not in units:
+            if len(units) == workers:
+                return index
+            units.append(unit)
+    return len(items)
+
+
+def name_xdist_groups(items: list[pytest.Item]) -> None:
+    """What pytest-xdist 3.8's worker means to do for `--dist loadgroup`: "<nodeid>@<group>", which the
+    scheduler keeps on one worker. Its hook sets `item._nodeid`, which pytest 9 no longer reads (a node's
+    id is `item._id`), so every `xdist_group` mark was ignored and grouped tests ran on different workers
+    (each starting what the group meant to share). A nodeid already suffixed is left alone."""
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
+        suffix = "@" + "_".join(groups)
+        if groups and not item.nodeid.endswith(suffix):
+            item._id = coerce_node_id(item.nodeid + suffix)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -4,12 +4,14 @@ The suite runs in parallel (`make test`: pytest-xdist, `-n 4 --dist loadgroup`),
 depend on another's leftovers nor on running alone. How a test gets what is its own:
 - folders: `tmp_path` (per test) or `tmp_path_factory` (per session, which is per xdist worker);
 - ports: bind to port 0 or `infra.free_port()`; never a fixed port;
-- Prefect home and server: tests under tests/prefect share their worker's session harness
-  (tests/prefect/conftest.py, one per worker, its own PREFECT_HOME); a test that needs a clean server
-  or separate processes starts its own (`prefect_operator.running_server(tmp_path)` or
-  `infra.PrefectServer(tmp_path / ...)`), each with its own PREFECT_HOME under tmp_path;
+- Prefect home and server: tests under tests/prefect talk to the run's one test server
+  (`infra.run_test_server`, shared by all workers; tests/prefect/conftest.py), each worker with its
+  own PREFECT_HOME; a test that needs a clean server or separate processes starts its own
+  (`prefect_operator.running_server(tmp_path)` or `infra.PrefectServer(tmp_path / ...)`), each with its
+  own PREFECT_HOME under tmp_path;
 - caches: the `cache_dir` fixture below; the session default is a fresh temp dir per worker;
-- names on a shared server (work pools, blocks, buckets): add a uuid, as the existing tests do.
+- on a shared server: names with a uuid where a name is global (work pools, blocks, buckets), and a
+  test reads its own runs (by flow run id, flow name or tag), never "the latest" or "all".
 Tests that must share one thing across the run can say so with `@pytest.mark.xdist_group("name")`:
 `--dist loadgroup` runs a group on one worker.
 """

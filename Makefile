@@ -22,7 +22,7 @@ typecheck: setup
 	bash scripts/typecheck.sh
 
 # Most tests wait (emulator latency, a Prefect server, a worker's poll) rather than compute, so more
-# workers than cores pays; each worker has its own Prefect server, temp dirs and ports (tests/conftest.py).
+# workers than cores pays; each worker has its own temp dirs, ports and Prefect home (tests/conftest.py).
 PYTEST_WORKERS ?= 4
 PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 

@@ -412,6 +412,7 @@ def seed_prefect_home(home: Path) -> Path:
 
 #: The run's one test server (`run_test_server`): its folder under the run dir, and the files in it.
 RUN_SERVER = "prefect-test-server"
+RUN_SERVER_DB = "prefect-test.db"
 
 
 def run_test_server(server_startup_timeout: int = 120) -> str:
@@ -425,27 +426,25 @@ def run_test_server(server_startup_timeout: int = 120) -> str:
     global (blocks, work pools), and filters by flow run or tag, never "the latest run"."""
 
     def start(made: Path) -> None:
-        partial = made.with_name(made.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        database = partial / "prefect-test.db"
-        shutil.copyfile(migrated_prefect_db(), database)
+        import prefect
+
+        made.mkdir()
+        shutil.copyfile(migrated_prefect_db(), made / RUN_SERVER_DB)
         port = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")},
             "PREFECT_HOME": str(made / "home"),
-            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{made / database.name}",
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{made / RUN_SERVER_DB}",
             "PREFECT_API_SERVICES_TRIGGERS_ENABLED": "false",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "0",
             "PREFECT__SERVER_EPHEMERAL": "1",  # as Prefect starts its temporary server
             "PREFECT__SERVER_FINAL": "1",
         }
-        os.replace(partial, made)  # before the start: the database URL names the final folder
         log = made / "server.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(_prefect_module_dir()).parent),
+                [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
                  "--factory", "prefect.server.api.server:create_app", "--host", LOOPBACK, "--port", str(port),
                  "--log-level", "error", "--lifespan", "on"],
                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -454,7 +453,7 @@ def run_test_server(server_startup_timeout: int = 120) -> str:
         (made / "pid").write_text(str(proc.pid))
         api_url = f"http://{LOOPBACK}:{port}/api"
         wait_http(f"{api_url}/health", timeout_s=server_startup_timeout, proc=proc, log=log)
-        (made / "url").write_text(api_url)
+        (made / "url").write_text(api_url)  # last: a folder without it is a start that failed
 
     made = _made_once_per_run(RUN_SERVER, start)
     url = made / "url"
@@ -463,10 +462,9 @@ def run_test_server(server_startup_timeout: int = 120) -> str:
     return url.read_text()
 
 
-def _prefect_module_dir() -> str:
-    import prefect
-
-    return str(prefect.__module_path__)
+def run_test_server_database() -> Path:
+    """The SQLite file behind the run's test server (for tests that search what the server stored)."""
+    return Path(os.environ[TEST_RUN_DIR_ENV]) / RUN_SERVER / RUN_SERVER_DB
 
 
 def stop_run_test_server() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from infra import run_test_server_database
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.events.worker import EventsWorker
@@ -360,8 +361,8 @@ async def test_api_key_appears_nowhere_in_logs_artifacts_results_or_database(
     for path in [*home.rglob("*"), *Path(str(PREFECT_LOCAL_STORAGE_PATH.value())).rglob("*")]:
         if path.is_file():
             assert needle not in path.read_bytes(), f"the key leaked into {path}"
-    for db in home.rglob("*.db"):
-        with sqlite3.connect(db) as conn:
+    for db in [*home.rglob("*.db"), run_test_server_database()]:  # the client's and the server's
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             dump = "\n".join(conn.iterdump())
         assert SECRET_KEY not in dump
     for path in (tmp_path / "out").rglob("*"):
